@@ -1,0 +1,47 @@
+# `make demo` and `make test` each create or refresh .venv by themselves, then run.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+OUT := out
+
+.PHONY: all venv test lint typecheck unit demo bench clean
+
+all: test
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks examples
+
+typecheck: venv
+	$(VENV)/bin/mypy src tests/typing
+
+unit: venv
+	$(PY) -m pytest -m "not slow and not integration"
+
+# Every test, real models and servers included; fails on a lint or type error too.
+test: venv lint typecheck
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
+	exit $$rc
+
+demo: venv
+	@mkdir -p $(OUT)
+	$(VENV)/bin/shoal validate examples/quickstart/graph.yaml
+	$(VENV)/bin/shoal run examples/quickstart/graph.yaml \
+	    --input examples/quickstart/messages.jsonl --output $(OUT)/quickstart.jsonl
+	$(PY) examples/quickstart/sdk.py
+
+bench: venv
+	$(PY) benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,67 @@
+"""shoal: a shoal of small local models, chained as a graph, escalating only the hard nodes.
+
+    import shoal
+    graph = shoal.load_graph("graph.yaml")
+    result = graph.run("Can I move my appointment to Friday?")
+"""
+
+from shoal.agents import Agent, AgentConfig, AgentContext, AgentResult, agent
+from shoal.errors import (
+    AgentError,
+    BackendError,
+    BackendTimeout,
+    ErrorCode,
+    InputError,
+    OutputValidationError,
+    PolicyViolation,
+    ShoalError,
+    SpecError,
+    SpecIssue,
+)
+from shoal.graphs import (
+    END,
+    ChainEdge,
+    Graph,
+    GraphSpec,
+    NodeEvent,
+    NodeSpec,
+    NodeTrace,
+    Record,
+    RouteEdge,
+    RunResult,
+    load_graph,
+)
+from shoal.observability import configure_logging
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "AgentContext",
+    "AgentError",
+    "AgentResult",
+    "BackendError",
+    "BackendTimeout",
+    "ChainEdge",
+    "END",
+    "ErrorCode",
+    "Graph",
+    "GraphSpec",
+    "InputError",
+    "NodeEvent",
+    "NodeSpec",
+    "NodeTrace",
+    "OutputValidationError",
+    "PolicyViolation",
+    "Record",
+    "RouteEdge",
+    "RunResult",
+    "ShoalError",
+    "SpecError",
+    "SpecIssue",
+    "__version__",
+    "agent",
+    "configure_logging",
+    "load_graph",
+]

@@ -1,0 +1,143 @@
+"""The ``shoal`` command: a thin typer layer over the SDK that maps outcomes to exit codes.
+
+Exit codes: 0 done; 1 a run failed (or, with --fail-on-error, some record did); 2 bad spec or usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from rich.console import Console
+
+from shoal.errors import SpecError
+from shoal.graphs.runtime import DEFAULT_CONCURRENCY, Graph
+from shoal.observability.logging import configure_logging
+
+app = typer.Typer(
+    name="shoal",
+    help="Run a shoal of small local models as a graph; escalate only the hard nodes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_err = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    # Plain text, never wrapped: error lines are FILE:LINE:COL for editors and scripts.
+    typer.echo(message, err=True)
+
+
+def _load(path: Path) -> Graph:
+    try:
+        return Graph.from_yaml(path)
+    except SpecError as exc:
+        for issue in exc.issues:
+            _fail(str(issue))
+        _fail(f"{len(exc.issues)} error(s)")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def validate(
+    graphs: Annotated[list[Path], typer.Argument(help="Graph YAML files to check.")],
+) -> None:
+    """Check graph files; print every mistake as FILE:LINE:COL, or a one-line summary each."""
+    failed = False
+    for path in graphs:
+        try:
+            graph = Graph.from_yaml(path)
+        except SpecError as exc:
+            failed = True
+            for issue in exc.issues:
+                _fail(str(issue))
+            _fail(f"{path}: {len(exc.issues)} error(s)")
+            continue
+        spec = graph.spec
+        typer.echo(f"ok: {path}: graph {spec.name!r}, {len(spec.nodes)} nodes, "
+                   f"{len(spec.edges)} edges, {len(spec.models)} models")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    graph_path: Annotated[Path, typer.Argument(metavar="GRAPH", help="Graph YAML file.")],
+    text: Annotated[str | None, typer.Option("--text", "-t", help="One input text.")] = None,
+    input_path: Annotated[
+        Path | None, typer.Option("--input", "-i", help="JSONL of {\"id\", \"text\"} lines.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write results here (default stdout).")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Runs in flight at once.")
+    ] = DEFAULT_CONCURRENCY,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug|info|warning|error (default: info for --text, "
+                          "warning for --input, info with --log-file)."),
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option(help="Write JSON log events here instead of stderr.")
+    ] = None,
+    fail_on_error: Annotated[
+        bool, typer.Option(help="Exit 1 if any record ends with status 'error'.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar for --input.")] = True,
+) -> None:
+    """Run a graph on one text or a JSONL file; write one JSON result line per input."""
+    if (text is None) == (input_path is None):
+        _fail("give exactly one of --text or --input")
+        raise typer.Exit(2)
+    if input_path is not None and not input_path.is_file():
+        _fail(f"{input_path}: no such file")
+        raise typer.Exit(2)
+    level = log_level or ("info" if text is not None or log_file is not None else "warning")
+    if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        _fail(f"unknown log level {level!r}")
+        raise typer.Exit(2)
+    log_stream: TextIO = (
+        log_file.open("a", encoding="utf-8", buffering=1) if log_file else sys.stderr
+    )
+    try:
+        configure_logging(level, stream=log_stream)
+        graph = _load(graph_path)
+        from shoal._batch import run_file, write_one
+
+        if text is not None:
+            result = asyncio.run(graph.arun(text))
+            write_one(result, output)
+            errors = int(result.status == "error")
+        else:
+            assert input_path is not None
+            errors = asyncio.run(run_file(graph, input_path, output, concurrency=concurrency,
+                                          show_progress=progress, console=_err))
+    finally:
+        if log_file is not None:
+            log_stream.close()
+    if fail_on_error and errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def agents() -> None:
+    """List the agents this installation knows (built-ins and plugins)."""
+    from shoal.agents.base import agent_names, get_agent
+
+    for name in agent_names():
+        cls = get_agent(name)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls and cls.__doc__ else ""
+        typer.echo(f"{name}\t{doc}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The one exception tree of shoal.
+
+    ShoalError
+    ├── SpecError                 a graph spec is wrong; carries every SpecIssue found
+    ├── BackendError              a model backend failed
+    │   └── BackendTimeout        ... and did not answer in time (also a TimeoutError)
+    ├── AgentError                an agent raised or returned something unusable
+    ├── OutputValidationError     a model's structured output failed its schema
+    ├── PolicyViolation           a policy blocked an action
+    └── InputError                a batch record cannot be run (names its record id)
+
+Every error names its place keyword-only (``file:line``, ``node``, ``agent``, ``backend``,
+``record_id``) and carries an :class:`ErrorCode` documented in ``docs/errors.md``. Messages never
+quote user text: that is the caller's data and may hold personal information.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable machine-readable codes; each has a section in ``docs/errors.md``."""
+
+    SPEC_INVALID = "spec_invalid"
+    BACKEND_FAILED = "backend_failed"
+    BACKEND_TIMEOUT = "backend_timeout"
+    AGENT_FAILED = "agent_failed"
+    AGENT_TIMEOUT = "agent_timeout"
+    OUTPUT_INVALID = "output_invalid"
+    POLICY_VIOLATION = "policy_violation"
+    INPUT_INVALID = "input_invalid"
+
+
+class ShoalError(Exception):
+    """Root of every error shoal raises."""
+
+    code: ErrorCode = ErrorCode.AGENT_FAILED
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where a spec value came from: a file position, or a path inside a Python-built spec."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column or 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class SpecIssue:
+    """One mistake in a graph spec, with its place and the spec path (``nodes.triage.model``)."""
+
+    location: SourceLocation
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f" ({self.path})" if self.path and self.location.line is not None else ""
+        if self.location.line is None and self.path:
+            return f"{self.location}: {self.path}: {self.message}"
+        return f"{self.location}: {self.message}{where}"
+
+
+class SpecError(ShoalError):
+    """A graph spec failed to load or check. ``issues`` holds all mistakes, not only the first."""
+
+    code = ErrorCode.SPEC_INVALID
+
+    def __init__(self, issues: list[SpecIssue]) -> None:
+        if not issues:
+            raise ValueError("SpecError needs at least one issue")
+        self.issues = sorted(
+            issues,
+            key=lambda i: (i.location.file, i.location.line or 0, i.location.column or 0),
+        )
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class BackendError(ShoalError):
+    """A model backend could not answer."""
+
+    code = ErrorCode.BACKEND_FAILED
+
+    def __init__(self, message: str, *, backend: str, code: ErrorCode | None = None) -> None:
+        super().__init__(f"backend {backend!r}: {message}", code=code)
+        self.backend = backend
+
+
+class BackendTimeout(BackendError, TimeoutError):
+    """A model backend did not answer within its timeout."""
+
+    code = ErrorCode.BACKEND_TIMEOUT
+
+    def __init__(self, *, backend: str, timeout_s: float) -> None:
+        super().__init__(f"no answer within {timeout_s:g} s", backend=backend)
+        self.timeout_s = timeout_s
+
+
+class AgentError(ShoalError):
+    """An agent failed at a node. The message names the node and agent, never the input."""
+
+    code = ErrorCode.AGENT_FAILED
+
+    def __init__(
+        self, message: str, *, node: str, agent: str, code: ErrorCode | None = None
+    ) -> None:
+        super().__init__(f"node {node!r} (agent {agent!r}): {message}", code=code)
+        self.node = node
+        self.agent = agent
+
+
+class OutputValidationError(ShoalError):
+    """A model's structured output still failed its schema after every retry."""
+
+    code = ErrorCode.OUTPUT_INVALID
+
+    def __init__(self, message: str, *, node: str, attempts: int) -> None:
+        super().__init__(f"node {node!r}: {message} after {attempts} attempt(s)")
+        self.node = node
+        self.attempts = attempts
+
+
+class PolicyViolation(ShoalError):
+    """A policy refused an action (for example an outbound payload that still holds PHI)."""
+
+    code = ErrorCode.POLICY_VIOLATION
+
+    def __init__(self, message: str, *, policy: str, node: str | None = None) -> None:
+        where = f"node {node!r}: " if node else ""
+        super().__init__(f"{where}policy {policy!r}: {message}")
+        self.policy = policy
+        self.node = node
+
+
+class InputError(ShoalError):
+    """A record of a batch cannot be run; the rest of the batch still runs."""
+
+    code = ErrorCode.INPUT_INVALID
+
+    def __init__(self, message: str, *, record_id: str, where: str | None = None) -> None:
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}record {record_id!r}: {message}")
+        self.record_id = record_id
+        self.where = where

@@ -1,0 +1,328 @@
+"""GraphSpec -> LangGraph ``StateGraph``, after the static checks a spec must pass.
+
+The checks (agents, models, edges, reachability, route labels, cycles) return Problems keyed by
+spec path, so the loader can give each a file:line:col and a Python-built spec a path.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from langgraph.graph import END as LG_END
+from langgraph.graph import START, StateGraph
+from pydantic import ValidationError
+
+from shoal.agents.base import Agent, AgentConfig, agent_names, get_agent
+from shoal.graphs.loader import Loc, Problem, validation_problems
+from shoal.graphs.node import NodeRunner
+from shoal.graphs.spec import END, ChainEdge, GraphSpec, RouteEdge
+from shoal.graphs.state import RunState
+
+
+def builtin_packs() -> list[str]:
+    """Names of the policy packs shipped in ``shoal/policies/packs``."""
+    root = files("shoal.policies") / "packs"
+    if not root.is_dir():
+        return []
+    return sorted(p.name.rsplit(".", 1)[0] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _did_you_mean(name: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; known: {', '.join(sorted(options))}" if options else ""
+
+
+@dataclass
+class _Topology:
+    """Outgoing edges per node, as the compiler and the checks both need them."""
+
+    plain: dict[str, list[str]] = field(default_factory=dict)
+    joins: list[tuple[list[str], str]] = field(default_factory=list)
+    routes: dict[str, RouteEdge] = field(default_factory=dict)
+
+    def successors(self, node: str) -> list[str]:
+        out = list(self.plain.get(node, []))
+        out += [dst for srcs, dst in self.joins if node in srcs]
+        if node in self.routes:
+            out += list(self.routes[node].route.values())
+        return [n for n in out if n != END]
+
+
+def _topology(spec: GraphSpec) -> _Topology:
+    topo = _Topology()
+    for edge in spec.edges:
+        if isinstance(edge, ChainEdge):
+            for srcs, dsts in edge.pairs():
+                for dst in dsts:
+                    if len(srcs) > 1:
+                        topo.joins.append((srcs, dst))
+                    else:
+                        topo.plain.setdefault(srcs[0], []).append(dst)
+        else:
+            topo.routes[edge.source] = edge
+    return topo
+
+
+def check(
+    spec: GraphSpec,
+    *,
+    base_dir: Path | None = None,
+    broken_nodes: frozenset[str] = frozenset(),
+    skip_topology: bool = False,
+) -> list[Problem]:
+    """Every static mistake in ``spec``; an empty list means it compiles.
+
+    ``broken_nodes`` and ``skip_topology`` come from a spec that already failed validation:
+    those parts were reported and would only produce echoes here.
+    """
+    problems: list[Problem] = []
+    nodes = spec.nodes
+    agent_classes: dict[str, type[Agent]] = {}
+    configs: dict[str, AgentConfig] = {}
+    known_agents: list[str] | None = None
+
+    for name, node in nodes.items():
+        cls = get_agent(node.agent) if node.agent else None
+        if not node.agent:
+            pass
+        elif cls is None:
+            known_agents = known_agents or agent_names()
+            problems.append(Problem(("nodes", name, "agent"),
+                                    f"unknown agent {node.agent!r}"
+                                    f"{_did_you_mean(node.agent, known_agents)}"))
+        elif name not in broken_nodes:
+            agent_classes[name] = cls
+            try:
+                configs[name] = cls.Config.model_validate(node.agent_config)
+            except ValidationError as exc:
+                for p in validation_problems(exc, ("nodes", name)):
+                    message = p.message
+                    if message.startswith("unknown key"):
+                        allowed = ["agent", "model", "escalate_below", "timeout_s",
+                                   "description", *cls.Config.model_fields]
+                        message = (f"{message} for agent {node.agent!r}"
+                                   f"{_did_you_mean(str(p.loc[-1]), allowed)}")
+                    problems.append(Problem(p.loc, message, p.at_key))
+            if cls.needs_model() and node.model is None:
+                problems.append(Problem(("nodes", name),
+                                        f"agent {node.agent!r} needs a 'model'"))
+        if node.model is not None and node.model not in spec.models:
+            problems.append(Problem(("nodes", name, "model"),
+                                    f"unknown model {node.model!r}"
+                                    f"{_did_you_mean(node.model, list(spec.models))}"))
+
+    if spec.escalation is not None and spec.escalation.planner not in spec.models:
+        problems.append(Problem(("escalation", "planner"),
+                                f"unknown model {spec.escalation.planner!r}"
+                                f"{_did_you_mean(spec.escalation.planner, list(spec.models))}"))
+
+    problems += _check_policies(spec, base_dir)
+    problems += _check_edges(spec, agent_classes, configs, skip_topology=skip_topology)
+    return problems
+
+
+def _check_policies(spec: GraphSpec, base_dir: Path | None) -> list[Problem]:
+    problems = []
+    packs: list[str] | None = None
+    for i, policy in enumerate(spec.policies):
+        if policy.endswith((".yaml", ".yml")):
+            path = Path(policy) if base_dir is None else base_dir / policy
+            if not path.is_file():
+                problems.append(Problem(("policies", i), f"policy file {policy!r} not found"))
+        else:
+            packs = packs if packs is not None else builtin_packs()
+            if policy not in packs:
+                problems.append(Problem(("policies", i), f"unknown policy pack {policy!r}"
+                                                         f"{_did_you_mean(policy, packs)}"))
+    return problems
+
+
+def _check_edges(
+    spec: GraphSpec,
+    agents: dict[str, type[Agent]],
+    configs: dict[str, AgentConfig],
+    *,
+    skip_topology: bool = False,
+) -> list[Problem]:
+    problems: list[Problem] = []
+    nodes = spec.nodes
+
+    def missing(name: str, loc: Loc, *, target: bool) -> bool:
+        if name in nodes or (target and name == END):
+            return False
+        problems.append(Problem(loc, f"edge to a missing node {name!r}"
+                                     f"{_did_you_mean(name, list(nodes))}"))
+        return True
+
+    seen_pairs: set[tuple[str, str]] = set()
+    route_sources: dict[str, int] = {}
+    plain_sources: dict[str, int] = {}
+    for i, edge in enumerate(spec.edges):
+        if isinstance(edge, ChainEdge):
+            for j, step in enumerate(edge.steps):
+                for name in step:
+                    if name == END and j < len(edge.steps) - 1:
+                        problems.append(Problem(("edges", i), "END can only be the last step"))
+                    else:
+                        missing(name, ("edges", i), target=j > 0)
+            for srcs, dsts in edge.pairs():
+                for src in srcs:
+                    plain_sources.setdefault(src, i)
+                    for dst in dsts:
+                        if (src, dst) in seen_pairs:
+                            problems.append(Problem(("edges", i),
+                                                    f"edge {src} -> {dst} is declared twice"))
+                        seen_pairs.add((src, dst))
+        else:
+            src = edge.source
+            if not missing(src, ("edges", i, "from"), target=False):
+                if src in route_sources:
+                    problems.append(Problem(("edges", i, "from"),
+                                            f"node {src!r} already has a route "
+                                            f"(edge {route_sources[src]})"))
+                route_sources[src] = i
+                problems += _check_route_labels(spec, i, edge, agents, configs)
+            for label, dst in edge.route.items():
+                missing(dst, ("edges", i, "route", label), target=True)
+    for src, i in route_sources.items():
+        if src in plain_sources:
+            problems.append(Problem(("edges", i, "from"),
+                                    f"node {src!r} has both a route and a plain edge "
+                                    f"(edge {plain_sources[src]}); a routed node goes one way"))
+
+    entries = spec.entries
+    for entry in entries:
+        if entry not in nodes:
+            problems.append(Problem(("entry",), f"entry node {entry!r} does not exist"
+                                                f"{_did_you_mean(entry, list(nodes))}"))
+    if spec.output is not None and spec.output not in nodes:
+        problems.append(Problem(("output",), f"output node {spec.output!r} does not exist"))
+    if problems or skip_topology:
+        return problems  # reachability over broken edges would only repeat them
+
+    topo = _topology(spec)
+    reached: set[str] = set()
+    stack = [e for e in entries if e in nodes]
+    while stack:
+        node = stack.pop()
+        if node not in reached:
+            reached.add(node)
+            stack.extend(topo.successors(node))
+    for name in nodes:
+        if name not in reached:
+            problems.append(Problem(("nodes", name),
+                                    f"node {name!r} is unreachable from the entry "
+                                    f"({', '.join(entries)})", at_key=True))
+    cycle = _find_cycle(list(nodes), topo)
+    if cycle:
+        problems.append(Problem(("edges",), "cycle: " + " -> ".join(cycle)
+                                + " (graphs must be acyclic)"))
+    return problems
+
+
+def _check_route_labels(
+    spec: GraphSpec, index: int, edge: RouteEdge,
+    agents: dict[str, type[Agent]], configs: dict[str, AgentConfig],
+) -> list[Problem]:
+    cls, config = agents.get(edge.source), configs.get(edge.source)
+    if cls is None or config is None:
+        return []
+    produces = cls.labels(config)
+    if produces is None:
+        return []
+    problems = []
+    for label in edge.labelled:
+        if label not in produces:
+            problems.append(Problem(
+                ("edges", index, "route", label),
+                f"node {edge.source!r} (agent {spec.nodes[edge.source].agent!r}) cannot produce "
+                f"label {label!r}; it produces: {', '.join(sorted(produces))}",
+                at_key=True))
+    return problems
+
+
+def _find_cycle(names: list[str], topo: _Topology) -> list[str] | None:
+    white, grey, black = 0, 1, 2
+    colour = dict.fromkeys(names, white)
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        colour[node] = grey
+        path.append(node)
+        for nxt in topo.successors(node):
+            if colour.get(nxt) == grey:
+                return [*path[path.index(nxt):], nxt]
+            if colour.get(nxt) == white:
+                found = visit(nxt)
+                if found:
+                    return found
+        path.pop()
+        colour[node] = black
+        return None
+
+    for name in names:
+        if colour[name] == white:
+            found = visit(name)
+            if found:
+                return found
+    return None
+
+
+# --- compilation --------------------------------------------------------------------------------
+
+
+def _to_lg(name: str) -> str:
+    return LG_END if name == END else name
+
+
+def _label_router(node: str, edge: RouteEdge) -> Callable[[RunState], Hashable]:
+    table = {label: _to_lg(dst) for label, dst in edge.labelled.items()}
+    fallback = _to_lg(edge.default) if edge.default is not None else LG_END
+
+    def route(state: RunState) -> Hashable:
+        if state.get("halt"):
+            return LG_END
+        label = state["results"][node]["label"]
+        return table.get(label, fallback) if label is not None else fallback
+
+    return route
+
+
+@dataclass(frozen=True)
+class Compiled:
+    graph: Any  # CompiledStateGraph; typed loosely because its generics add nothing here
+    runners: dict[str, NodeRunner]
+
+
+def compile_spec(spec: GraphSpec, runner_factory: Callable[[str], NodeRunner]) -> Compiled:
+    """Build and compile the LangGraph for a checked spec; one NodeRunner per node."""
+    builder: StateGraph[RunState, Any, RunState, RunState] = StateGraph(RunState)
+    runners = {name: runner_factory(name) for name in spec.nodes}
+    for name, runner in runners.items():
+        builder.add_node(name, runner)
+    topo = _topology(spec)
+    for entry in spec.entries:
+        builder.add_edge(START, entry)
+    for name in spec.nodes:
+        if name in topo.routes:
+            edge = topo.routes[name]
+            path_map = sorted({_to_lg(d) for d in edge.route.values()} | {LG_END})
+            builder.add_conditional_edges(name, _label_router(name, edge), path_map)
+        elif name in topo.plain:
+            # Plain edges, not a router that checks for a halt: LangGraph's branches cost far
+            # more per step than its edges, and a halted run is rare. After a halt the
+            # remaining nodes are skipped by NodeRunner instead.
+            for target in dict.fromkeys(topo.plain[name]):
+                builder.add_edge(name, _to_lg(target))
+        elif not any(name in srcs for srcs, _ in topo.joins):
+            builder.add_edge(name, LG_END)
+    for srcs, dst in topo.joins:
+        builder.add_edge(list(srcs), _to_lg(dst))
+    return Compiled(graph=builder.compile(name=spec.name), runners=runners)

@@ -1,0 +1,316 @@
+"""YAML -> GraphSpec, with ``${ENV}`` interpolation and a file:line:col on every error.
+
+PyYAML's composer gives nodes with marks; we build plain Python data from them ourselves so that
+duplicate keys are caught (PyYAML silently keeps the last) and every value keeps its position.
+All mistakes are collected and raised together in one :class:`SpecError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from shoal.errors import SourceLocation, SpecError, SpecIssue
+from shoal.graphs.spec import SPEC_TAGS, Edge, GraphSpec, NodeSpec
+
+_EDGE: TypeAdapter[Any] = TypeAdapter(Edge)
+
+MAX_SPEC_BYTES = 2 * 1024 * 1024
+"""A graph spec is a few kilobytes; anything this large is a mistake or an attack."""
+MAX_SPEC_NODES = 200_000
+"""Caps what aliases may expand to (the "billion laughs" document)."""
+
+Loc = tuple[str | int, ...]
+_ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A mistake found at a spec path, before it is given a place in a file."""
+
+    loc: Loc
+    message: str
+    at_key: bool = False
+
+
+@dataclass
+class SourceMap:
+    """Positions (1-based line, column) of each key and value, by spec path."""
+
+    file: str
+    keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def locate(self, loc: Loc, *, at_key: bool = False) -> SourceLocation:
+        """The position of ``loc``, or of its nearest ancestor that is in the source."""
+        matched: Loc = ()
+        for part in loc:
+            candidate = (*matched, part)
+            if candidate in self.values:
+                matched = candidate
+            # Parts that are not keys (pydantic's union tags) are skipped, not fatal.
+        table = self.keys if at_key and matched == tuple(loc) and matched in self.keys else None
+        line, col = (table or self.values).get(matched, (1, 1))
+        return SourceLocation(self.file, line, col)
+
+
+def format_loc(loc: Iterable[str | int]) -> str:
+    parts = [p for p in loc if not (isinstance(p, str) and p in SPEC_TAGS)]
+    return ".".join(str(p) for p in parts)
+
+
+def problems_to_issues(
+    problems: Iterable[Problem], source: SourceMap | None, name: str
+) -> list[SpecIssue]:
+    issues = []
+    for p in problems:
+        if source is None:
+            location = SourceLocation(f"<graph {name}>")
+        else:
+            location = source.locate(p.loc, at_key=p.at_key)
+        issues.append(SpecIssue(location=location, path=format_loc(p.loc), message=p.message))
+    return issues
+
+
+def validation_problems(exc: ValidationError, prefix: Loc = ()) -> list[Problem]:
+    """Turn pydantic's error list into Problems pointing at the offending key or value."""
+    problems = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = (*prefix, *err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            problems.append(Problem(loc, f"unknown key {loc[-1]!r}", at_key=True))
+        elif kind == "missing":
+            problems.append(Problem(loc[:-1], f"missing required key {loc[-1]!r}"))
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(Problem(loc, msg))
+    return problems
+
+
+class _Builder:
+    """Builds plain data from a composed YAML node tree, recording positions and problems."""
+
+    def __init__(self, source: SourceMap, env: Mapping[str, str]) -> None:
+        self.source = source
+        self.env = env
+        self.problems: list[Problem] = []
+        self.count = 0
+        self.constructor = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.count += 1
+        if self.count > MAX_SPEC_NODES:
+            raise _TooLarge
+        self.source.values.setdefault(loc, _pos(node.start_mark))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
+        value = self.constructor.construct_object(node, deep=True)
+        if isinstance(value, str) and "$" in value:
+            value = self._interpolate(value, loc)
+        return value
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        first_seen: dict[Any, tuple[int, int]] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.problems.append(
+                    Problem(loc, "merge keys ('<<') are not supported: write the keys out")
+                )
+                continue
+            key = self.constructor.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                self.problems.append(Problem(loc, f"keys must be strings, got {key!r}"))
+                continue
+            here = _pos(key_node.start_mark)
+            if key in first_seen:
+                line, _ = first_seen[key]
+                self.problems.append(
+                    Problem((*loc, key), f"duplicate key {key!r} (first at line {line})",
+                            at_key=True)
+                )
+                # Record the duplicate's own position so the problem points at it.
+                self.source.keys[(*loc, key)] = here
+                self.source.values[(*loc, key)] = here
+                continue
+            first_seen[key] = here
+            self.source.keys[(*loc, key)] = here
+            out[key] = self.build(value_node, (*loc, key))
+        return out
+
+    def _interpolate(self, text: str, loc: Loc) -> str:
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$$":
+                return "$"
+            name, default = match.group(1), match.group(2)
+            if name in self.env:
+                return self.env[name]
+            if default is not None:
+                return default
+            self.problems.append(
+                Problem(loc, f"environment variable {name} is not set "
+                             f"(set it, or write ${{{name}:-default}})")
+            )
+            return ""
+
+        return _ENV.sub(replace, text)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _pos(mark: yaml.Mark) -> tuple[int, int]:
+    return mark.line + 1, mark.column + 1
+
+
+def parse_yaml(
+    text: str, file: str, env: Mapping[str, str] | None = None
+) -> tuple[Any, SourceMap, list[Problem]]:
+    """Parse one YAML document into plain data, its source map and the problems met on the way."""
+    source = SourceMap(file)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = _pos(mark) if mark is not None else (1, 1)
+        source.values[()] = (line, col)
+        problem = exc.problem or "invalid YAML"
+        context = f" ({exc.context})" if exc.context else ""
+        return None, source, [Problem((), f"invalid YAML: {problem}{context}")]
+    except yaml.YAMLError as exc:
+        return None, source, [Problem((), f"invalid YAML: {exc}")]
+    if root is None:
+        return None, source, [Problem((), "the file is empty")]
+    builder = _Builder(source, os.environ if env is None else env)
+    try:
+        data = builder.build(root, ())
+    except _TooLarge:
+        return None, source, [Problem((), f"the document expands to over {MAX_SPEC_NODES} "
+                                          "values (aliases?); refusing to build it")]
+    return data, source, builder.problems
+
+
+def load_spec(
+    path: str | Path, env: Mapping[str, str] | None = None
+) -> tuple[GraphSpec, SourceMap]:
+    """Read, interpolate, validate and check a graph YAML. Raises SpecError with every mistake."""
+    from shoal.graphs.compiler import check  # the checks need the agent registry
+
+    path = Path(path)
+    file = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError([SpecIssue(SourceLocation(file), "",
+                                       f"the file is {size} bytes; a graph spec may have at most "
+                                       f"{MAX_SPEC_BYTES}")])
+        raw = path.read_bytes()
+    except OSError as exc:
+        issue = SpecIssue(SourceLocation(file), "", f"cannot read: {exc.strerror}")
+        raise SpecError([issue]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError([SpecIssue(SourceLocation(file, line, 1), "",
+                                   "the file is not valid UTF-8")]) from None
+    data, source, problems = parse_yaml(text, file, env)
+    if data is not None and not isinstance(data, dict):
+        problems.append(Problem((), "a graph spec must be a mapping (shoal: 1, name, nodes, ...)"))
+    spec: GraphSpec | None = None
+    if isinstance(data, dict):
+        parsed, more = spec_from_data(data)
+        problems.extend(more)
+        if isinstance(parsed, Partial):
+            problems.extend(check(parsed.spec, base_dir=path.parent,
+                                  broken_nodes=parsed.broken_nodes,
+                                  skip_topology=parsed.skip_topology))
+        elif parsed is not None:
+            spec = parsed
+            problems.extend(check(spec, base_dir=path.parent))
+    if problems:
+        name = data.get("name", path.stem) if isinstance(data, dict) else path.stem
+        raise SpecError(problems_to_issues(_dedupe(problems), source, str(name)))
+    assert spec is not None
+    return spec, source
+
+
+@dataclass
+class Partial:
+    """What a spec that failed validation still lets us check, so every mistake is reported."""
+
+    spec: GraphSpec
+    broken_nodes: frozenset[str]
+    skip_topology: bool
+
+
+def spec_from_data(data: Mapping[str, Any]) -> tuple[GraphSpec | Partial | None, list[Problem]]:
+    """Validate plain data into a GraphSpec. On failure, return the problems and, where the
+    nodes section is usable, a Partial spec so the graph checks can still run."""
+    if "shoal" not in data:
+        return None, [Problem((), "missing 'shoal: 1' (the spec version) at the top")]
+    try:
+        return GraphSpec.model_validate(dict(data)), []
+    except ValidationError as exc:
+        problems = validation_problems(exc)
+    return _partial(data, problems), problems
+
+
+def _partial(data: Mapping[str, Any], problems: list[Problem]) -> Partial | None:
+    bad_sections = {p.loc[0] for p in problems if p.loc}
+    nodes_raw = data.get("nodes")
+    if not isinstance(nodes_raw, dict) or not nodes_raw:
+        return None
+    broken = {str(p.loc[1]) for p in problems if len(p.loc) > 1 and p.loc[0] == "nodes"}
+    nodes: dict[str, NodeSpec] = {}
+    for name, raw in nodes_raw.items():
+        agent = raw.get("agent") if isinstance(raw, dict) else None
+        if str(name) in broken or not isinstance(agent, str):
+            broken.add(str(name))
+            nodes[str(name)] = NodeSpec.model_construct(agent=agent if isinstance(agent, str)
+                                                        else "", model=None)
+        else:
+            nodes[str(name)] = NodeSpec.model_validate(raw)
+    models = data.get("models") if isinstance(data.get("models"), dict) else {}
+    edges: list[Any] = []
+    edge_errors = "edges" in bad_sections
+    for raw in data.get("edges") or []:
+        try:
+            edges.append(_EDGE.validate_python(raw))
+        except ValidationError:
+            edge_errors = True
+    fields: dict[str, Any] = {
+        "shoal": 1, "name": str(data.get("name") or "graph"), "nodes": nodes,
+        "models": dict(models or {}), "policies": [], "edges": edges,
+        "entry": data.get("entry") if "entry" not in bad_sections else None,
+        "output": data.get("output") if "output" not in bad_sections else None,
+        "escalation": None,
+    }
+    if isinstance(data.get("policies"), list) and "policies" not in bad_sections:
+        fields["policies"] = data["policies"]
+    spec = GraphSpec.model_construct(**fields)
+    return Partial(spec, frozenset(broken), edge_errors or "entry" in bad_sections)
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    """One problem per place: a later one at the same path is an echo of the first (an unset
+    variable leaves an empty string that then also fails validation)."""
+    seen: set[Loc] = set()
+    out = []
+    for p in problems:
+        if p.loc not in seen:
+            seen.add(p.loc)
+            out.append(p)
+    return out

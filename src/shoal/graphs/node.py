@@ -1,0 +1,170 @@
+"""One graph node at run time: call the agent, apply the node's threshold, trace, log.
+
+A NodeRunner never raises into LangGraph: an agent's failure becomes an ``error`` in the state
+and halts the run, so the record comes back with its id and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from shoal.agents.base import Agent, AgentContext, AgentResult
+from shoal.errors import AgentError, ErrorCode, ShoalError
+from shoal.graphs.state import ErrorRecord, Halt, NodeRecord, RunState
+from shoal.observability.logging import get_logger
+from shoal.observability.phi import guarding
+
+Escalator = Callable[[str, AgentContext, AgentResult], Awaitable[AgentResult | None]]
+"""Given the node, its context and the local result, return the planner's result, or None to keep
+the local one. Wired in by the escalation policy; absent, escalation is only recorded."""
+
+_log = get_logger()
+
+
+class _ResultsView(Mapping[str, AgentResult]):
+    """Earlier nodes' results as AgentResults, built only when an agent reads them."""
+
+    __slots__ = ("_cache", "_records")
+
+    def __init__(self, records: Mapping[str, NodeRecord]) -> None:
+        self._records = records
+        self._cache: dict[str, AgentResult] = {}
+
+    def __getitem__(self, key: str) -> AgentResult:
+        if key not in self._cache:
+            r = self._records[key]
+            self._cache[key] = AgentResult.model_construct(
+                output=r["output"], confidence=r["confidence"], escalate=r["escalate"],
+                reason=r["reason"], label=r["label"], refuse=r["refuse"], text=None,
+            )
+        return self._cache[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+class NodeRunner:
+    """The LangGraph node function for one spec node."""
+
+    def __init__(
+        self,
+        *,
+        node: str,
+        agent: Agent,
+        agent_name: str,
+        model: str | None,
+        escalate_below: float | None,
+        timeout_s: float | None,
+        escalator: Escalator | None = None,
+        route_labels: frozenset[str] | None = None,
+    ) -> None:
+        self.node = node
+        self.agent = agent
+        self.agent_name = agent_name
+        self.model = model
+        self.escalate_below = escalate_below
+        self.timeout_s = timeout_s
+        self.escalator = escalator
+        self.route_labels = route_labels
+        """Labels a route without a default accepts; None when any label may pass."""
+
+    async def __call__(self, state: RunState) -> dict[str, Any]:
+        if state.get("halt"):
+            return {}  # refused or failed upstream: nothing more runs on this input
+        # Everything this node logs, the agent and its backends included, is checked against
+        # the raw input (see shoal.observability.phi).
+        with guarding(state["meta"]["input"]):
+            return await self._run(state)
+
+    async def _run(self, state: RunState) -> dict[str, Any]:
+        ctx = AgentContext(
+            node=self.node,
+            run_id=state["meta"]["run_id"],
+            record_id=state["meta"]["record_id"],
+            text=state["text"],
+            results=_ResultsView(state.get("results", {})),
+        )
+        start = time.perf_counter()
+        try:
+            result = await self._call_agent(ctx)
+        except ShoalError as exc:
+            return self._failed(exc.code, exc.message, start)
+        except TimeoutError:
+            return self._failed(ErrorCode.AGENT_TIMEOUT,
+                                f"no result within {self.timeout_s:g} s", start)
+        except Exception as exc:  # an agent bug must not end the batch
+            # Only the type: a foreign exception's message may quote the input.
+            return self._failed(ErrorCode.AGENT_FAILED, f"raised {type(exc).__name__}", start)
+
+        escalate, reason = self._wants_escalation(result)
+        escalated = False
+        if escalate and self.escalator is not None:
+            planned = await self.escalator(self.node, ctx, result)
+            if planned is not None:
+                result, escalated = planned, True
+        elif escalate:
+            reason = f"{reason}; no planner configured, local answer kept"
+        if self.route_labels is not None and result.label not in self.route_labels:
+            return self._failed(ErrorCode.AGENT_FAILED,
+                                f"label {result.label!r} has no route and the route has no "
+                                "'default'", start)
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        record: NodeRecord = {
+            "node": self.node,
+            "agent": self.agent_name,
+            "model": self.model,
+            "output": result.output,
+            "label": result.label,
+            "confidence": result.confidence,
+            "escalate": escalate,
+            "escalated": escalated,
+            "reason": reason,
+            "refuse": result.refuse,
+            "latency_ms": latency_ms,
+        }
+        _log.info(
+            "node_finished", run_id=ctx.run_id, record_id=ctx.record_id, node=self.node,
+            agent=self.agent_name, model=self.model, latency_ms=round(latency_ms, 3),
+            confidence=result.confidence, label=result.label, escalate=escalate,
+            escalated=escalated, reason=reason,
+        )
+        update: dict[str, Any] = {"results": {self.node: record}}
+        if result.text is not None:
+            update["text"] = result.text
+        if result.refuse:
+            update["halt"] = Halt(status="refused", error=None)
+        return update
+
+    async def _call_agent(self, ctx: AgentContext) -> AgentResult:
+        if self.timeout_s is None:
+            result = await self.agent.run(ctx)
+        else:
+            async with asyncio.timeout(self.timeout_s):
+                result = await self.agent.run(ctx)
+        if not isinstance(result, AgentResult):
+            raise AgentError(f"returned {type(result).__name__}, not AgentResult",
+                             node=self.node, agent=self.agent_name)
+        return result
+
+    def _wants_escalation(self, result: AgentResult) -> tuple[bool, str | None]:
+        if result.escalate:
+            return True, result.reason or "agent asked to escalate"
+        if self.escalate_below is not None and result.confidence < self.escalate_below:
+            return True, (f"confidence {result.confidence:.3f} below "
+                          f"{self.escalate_below:g}")
+        return False, result.reason
+
+    def _failed(self, code: ErrorCode, message: str, start: float) -> dict[str, Any]:
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        if not message.startswith("node "):
+            message = f"node {self.node!r} (agent {self.agent_name!r}): {message}"
+        _log.warning("node_failed", node=self.node, agent=self.agent_name, code=str(code),
+                     error=message, latency_ms=round(latency_ms, 3))
+        error: ErrorRecord = {"code": str(code), "message": message, "node": self.node}
+        return {"halt": Halt(status="error", error=error)}

@@ -1,0 +1,322 @@
+"""``Graph``: a checked, compiled spec you can run on one text or a batch of thousands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from shoal.agents.base import get_agent
+from shoal.errors import ErrorCode, InputError, SpecError
+from shoal.graphs.compiler import Compiled, check, compile_spec
+from shoal.graphs.loader import SourceMap, load_spec, problems_to_issues
+from shoal.graphs.node import Escalator, NodeRunner
+from shoal.graphs.results import ErrorInfo, NodeEvent, NodeTrace, Record, RunResult, Status
+from shoal.graphs.spec import GraphSpec
+from shoal.graphs.state import NodeRecord, RunState
+from shoal.observability.logging import get_logger
+
+DEFAULT_CONCURRENCY = max(4, 4 * (os.cpu_count() or 1))
+"""Runs in flight per batch. Model calls are bounded separately by the model pool's executor;
+this only bounds memory and keeps the event loop responsive."""
+
+_log = get_logger()
+
+BatchItem = Record | tuple[str, str] | Mapping[str, Any]
+
+
+class Graph:
+    """A graph ready to run. Build with :func:`shoal.load_graph` or ``Graph(spec)``."""
+
+    def __init__(
+        self,
+        spec: GraphSpec,
+        *,
+        base_dir: str | Path | None = None,
+        source: SourceMap | None = None,
+        escalator: Escalator | None = None,
+        checked: bool = False,
+    ) -> None:
+        if not checked:
+            problems = check(spec, base_dir=Path(base_dir) if base_dir else None)
+            if problems:
+                raise SpecError(problems_to_issues(problems, source, spec.name))
+        self.spec = spec
+        self.source = source
+        self._escalator = escalator
+        self._compiled: Compiled = compile_spec(spec, self._runner)
+        self._recursion_limit = 2 * len(spec.nodes) + 10
+        self._output_node = spec.output
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, *, env: Mapping[str, str] | None = None) -> Graph:
+        spec, source = load_spec(path, env)
+        return cls(spec, base_dir=Path(path).parent, source=source, checked=True)
+
+    def _runner(self, name: str) -> NodeRunner:
+        node = self.spec.nodes[name]
+        cls = get_agent(node.agent)
+        assert cls is not None, "checked specs name registered agents"
+        config = cls.Config.model_validate(node.agent_config)
+        route_labels = None
+        for edge in self.spec.edges:
+            if getattr(edge, "source", None) == name and edge.default is None:  # type: ignore[union-attr]
+                route_labels = frozenset(edge.labelled)  # type: ignore[union-attr]
+        return NodeRunner(
+            node=name,
+            agent=cls(config, node=name, model=node.model),
+            agent_name=node.agent,
+            model=node.model,
+            escalate_below=node.escalate_below,
+            timeout_s=node.timeout_s,
+            escalator=self._escalator,
+            route_labels=route_labels,
+        )
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def langgraph(self) -> Any:
+        """The compiled LangGraph graph, for inspection (``.get_graph().draw_mermaid()``)."""
+        return self._compiled.graph
+
+    # --- one input ------------------------------------------------------------------------------
+
+    def _initial(self, text: str, record_id: str, run_id: str) -> RunState:
+        return {"meta": {"run_id": run_id, "record_id": record_id, "input": text},
+                "text": text, "results": {}}
+
+    def _config(self) -> dict[str, Any]:
+        return {"recursion_limit": self._recursion_limit}
+
+    async def arun(self, text: str, *, id: str | None = None) -> RunResult:
+        """Run the graph on one text. Never raises for a bad input or a failing agent: the
+        result's ``status`` is ``error`` and ``error`` says why and where."""
+        run_id = uuid.uuid4().hex
+        record_id = id if id is not None else run_id
+        start = time.perf_counter()
+        bad = _check_text(text, record_id)
+        if bad is not None:
+            return _error_result(record_id, run_id, bad, start)
+        try:
+            final = await self._compiled.graph.ainvoke(
+                self._initial(text, record_id, run_id), self._config()
+            )
+            result = self._result(final, record_id, run_id, start)
+        except Exception as exc:  # a graph fault fails this record only
+            info = ErrorInfo(code=ErrorCode.AGENT_FAILED,
+                             message=f"graph failed: {type(exc).__name__}")
+            return _error_result(record_id, run_id, info, start)
+        _log.info("run_finished", run_id=run_id, record_id=record_id, status=result.status,
+                  latency_ms=round(result.latency_ms or 0.0, 3), nodes=len(result.nodes))
+        return result
+
+    def run(self, text: str, *, id: str | None = None) -> RunResult:
+        """Blocking :meth:`arun`, for scripts. Inside an event loop, await ``arun`` instead."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(text, id=id))
+        raise RuntimeError("Graph.run() was called inside a running event loop; "
+                           "use 'await graph.arun(...)'")
+
+    async def astream(
+        self, text: str, *, id: str | None = None
+    ) -> AsyncIterator[NodeEvent | RunResult]:
+        """Yield a NodeEvent as each node finishes, then the RunResult."""
+        run_id = uuid.uuid4().hex
+        record_id = id if id is not None else run_id
+        start = time.perf_counter()
+        bad = _check_text(text, record_id)
+        if bad is not None:
+            yield _error_result(record_id, run_id, bad, start)
+            return
+        state: RunState = self._initial(text, record_id, run_id)
+        merged: dict[str, Any] = dict(state)
+        try:
+            async for chunk in self._compiled.graph.astream(
+                state, self._config(), stream_mode="updates"
+            ):
+                for update in chunk.values():
+                    if not update:
+                        continue
+                    _merge(merged, update)
+                    for record in update.get("results", {}).values():
+                        yield NodeEvent(run_id=run_id, record_id=record_id,
+                                        **_trace_fields(record))
+        except Exception as exc:
+            info = ErrorInfo(code=ErrorCode.AGENT_FAILED,
+                             message=f"graph failed: {type(exc).__name__}")
+            yield _error_result(record_id, run_id, info, start)
+            return
+        yield self._result(merged, record_id, run_id, start)
+
+    # --- batches --------------------------------------------------------------------------------
+
+    async def astream_batch(
+        self,
+        records: Iterable[BatchItem] | AsyncIterable[BatchItem],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> AsyncIterator[RunResult]:
+        """Run many inputs, at most ``concurrency`` at once, yielding results as they finish.
+
+        Inputs are pulled lazily, so a file of millions of lines never sits in memory. A bad
+        record (no text, wrong type) comes back as an ``error`` result with its id.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        queue: asyncio.Queue[RunResult | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(concurrency)
+        pending: set[asyncio.Task[None]] = set()
+
+        async def one(item: BatchItem, index: int) -> None:
+            try:
+                result = await self._run_item(item, index)
+            finally:
+                slots.release()
+            await queue.put(result)
+
+        async def feed() -> None:
+            try:
+                index = 0
+                async for item in _aiter(records):
+                    await slots.acquire()
+                    task = asyncio.create_task(one(item, index))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                    index += 1
+                if pending:
+                    await asyncio.gather(*pending)
+            finally:
+                # Always wake the consumer; a failing input iterator re-raises from ``feeder``.
+                await queue.put(None)
+
+        feeder = asyncio.create_task(feed())
+        try:
+            while (result := await queue.get()) is not None:
+                yield result
+            await feeder  # re-raises an error of the input iterator itself
+        finally:
+            if not feeder.done():
+                feeder.cancel()
+                for task in list(pending):
+                    task.cancel()
+
+    async def abatch(
+        self,
+        records: Iterable[BatchItem] | AsyncIterable[BatchItem],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> list[RunResult]:
+        """Run many inputs with bounded concurrency; results in input order, one per input."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(item: BatchItem, index: int) -> RunResult:
+            async with slots:
+                return await self._run_item(item, index)
+
+        items = [item async for item in _aiter(records)]
+        return list(await asyncio.gather(*(one(item, i) for i, item in enumerate(items))))
+
+    async def _run_item(self, item: BatchItem, index: int) -> RunResult:
+        try:
+            rec = _as_record(item, index)
+        except InputError as exc:
+            _log.warning("record_invalid", record_id=exc.record_id, error=exc.message)
+            return RunResult(id=exc.record_id, status="error",
+                             error=ErrorInfo(code=exc.code, message=exc.message))
+        return await self.arun(rec.text, id=rec.id)
+
+    # --- results --------------------------------------------------------------------------------
+
+    def _result(
+        self, final: Mapping[str, Any], record_id: str, run_id: str, start: float
+    ) -> RunResult:
+        records: dict[str, NodeRecord] = final.get("results", {})
+        order = list(records)
+        nodes = [NodeTrace(**_trace_fields(r)) for r in records.values()]
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        halt = final.get("halt")
+        if halt and halt["error"] is not None:
+            return RunResult(id=record_id, run_id=run_id, status="error", nodes=nodes,
+                             error=ErrorInfo(**halt["error"]), latency_ms=latency_ms)
+        status: Status = "refused" if halt else "ok"
+        if status == "ok" and any(n.escalated for n in nodes):
+            status = "escalated"
+        if self._output_node is not None:
+            output_record = records.get(self._output_node)
+        else:
+            output_record = records.get(order[-1]) if order else None
+        output = output_record["output"] if output_record is not None else None
+        return RunResult(id=record_id, run_id=run_id, status=status, output=output, nodes=nodes,
+                         latency_ms=latency_ms)
+
+
+_TRACE_KEYS = tuple(NodeTrace.model_fields)
+
+
+def _trace_fields(record: NodeRecord) -> dict[str, Any]:
+    return {k: record[k] for k in _TRACE_KEYS}  # type: ignore[literal-required]
+
+
+def _merge(merged: dict[str, Any], update: Mapping[str, Any]) -> None:
+    for key, value in update.items():
+        if key == "results":
+            merged["results"] = {**merged.get("results", {}), **value}
+        else:
+            merged[key] = value
+
+
+def _check_text(text: Any, record_id: str) -> ErrorInfo | None:
+    if not isinstance(text, str):
+        return ErrorInfo(code=ErrorCode.INPUT_INVALID,
+                         message=f"record {record_id!r}: text must be a string, "
+                                 f"got {type(text).__name__}")
+    if not text.strip():
+        return ErrorInfo(code=ErrorCode.INPUT_INVALID,
+                         message=f"record {record_id!r}: text is empty")
+    return None
+
+
+def _error_result(record_id: str, run_id: str, info: ErrorInfo, start: float) -> RunResult:
+    _log.warning("run_failed", run_id=run_id, record_id=record_id, code=info.code,
+                 error=info.message)
+    return RunResult(id=record_id, run_id=run_id, status="error", error=info,
+                     latency_ms=(time.perf_counter() - start) * 1000.0)
+
+
+def _as_record(item: BatchItem, index: int) -> Record:
+    if isinstance(item, Record):
+        return item
+    if isinstance(item, tuple) and len(item) == 2:
+        if not isinstance(item[1], str):
+            raise InputError("text must be a string", record_id=str(item[0]))
+        return Record(id=str(item[0]), text=item[1])
+    if isinstance(item, Mapping):
+        rid = str(item["id"]) if item.get("id") is not None else str(index)
+        text = item.get("text")
+        if not isinstance(text, str):
+            raise InputError("needs a string 'text'", record_id=rid)
+        return Record(id=rid, text=text)
+    raise InputError(f"expected Record, (id, text) or mapping, got {type(item).__name__}",
+                     record_id=str(index))
+
+
+async def _aiter(items: Iterable[BatchItem] | AsyncIterable[BatchItem]) -> AsyncIterator[BatchItem]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+

@@ -1,0 +1,13 @@
+"""Logging and, later, metrics and reports. Every event is JSON and free of raw input."""
+
+from shoal.observability.logging import configure_logging, get_logger, processors
+from shoal.observability.phi import TEXT_FIELDS, drop_raw_text, guarding
+
+__all__ = [
+    "TEXT_FIELDS",
+    "configure_logging",
+    "drop_raw_text",
+    "get_logger",
+    "guarding",
+    "processors",
+]

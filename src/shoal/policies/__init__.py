@@ -1,0 +1,1 @@
+"""Rules the runtime enforces, loaded from YAML packs (built-in ones live in ``packs/``)."""

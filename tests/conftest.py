@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from shoal.observability import configure_logging
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write a dedented YAML file and return its path."""
+
+    def write(text: str, name: str = "graph.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """shoal's production logging chain, writing JSON lines into a buffer."""
+    stream = io.StringIO()
+    configure_logging("debug", stream=stream)
+    yield stream
+    structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs() -> Iterator[None]:
+    # Tests that do not ask for log_stream should not print node events.
+    configure_logging("critical", stream=io.StringIO())
+    yield
+    structlog.reset_defaults()

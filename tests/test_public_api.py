@@ -1,0 +1,42 @@
+"""The public surface: what users may import, kept sorted and importable."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import shoal
+
+PUBLIC_MODULES = ["shoal", "shoal.agents", "shoal.graphs", "shoal.observability"]
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_all_is_sorted_and_importable(name: str):
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert exported == sorted(exported), f"{name}.__all__ is not sorted"
+    assert len(set(exported)) == len(exported)
+    for attr in exported:
+        assert hasattr(module, attr), f"{name}.{attr} is listed but missing"
+
+
+def test_top_level_surface_is_what_the_readme_promises():
+    assert {"load_graph", "Graph", "GraphSpec", "NodeSpec", "agent", "AgentResult",
+            "RunResult", "SpecError", "ShoalError"} <= set(shoal.__all__)
+
+
+def test_error_tree():
+    for cls in (shoal.SpecError, shoal.BackendError, shoal.AgentError,
+                shoal.OutputValidationError, shoal.PolicyViolation, shoal.InputError):
+        assert issubclass(cls, shoal.ShoalError)
+    assert issubclass(shoal.BackendTimeout, shoal.BackendError)
+    assert issubclass(shoal.BackendTimeout, TimeoutError)
+
+
+def test_every_error_code_is_documented():
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "errors.md").read_text()
+    for code in shoal.ErrorCode:
+        assert f"`{code.value}`" in doc, code

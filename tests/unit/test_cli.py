@@ -1,0 +1,125 @@
+"""The CLI through typer's CliRunner: exit codes, FILE:LINE:COL errors, JSONL in and out."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from shoal.cli import app
+from tests.conftest import REPO
+
+QUICKSTART = REPO / "examples" / "quickstart" / "graph.yaml"
+runner = CliRunner()
+
+
+def test_validate_ok_prints_one_line():
+    result = runner.invoke(app, ["validate", str(QUICKSTART)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (f"ok: {QUICKSTART}: graph 'quickstart', 3 nodes, 1 edges, "
+                                     "0 models")
+
+
+def test_validate_three_mistakes_prints_three_located_errors_and_exits_2(write_yaml):
+    path = write_yaml("""
+        shoal: 1
+        name: broken
+        nodes:
+          triage: {agent: keyword_clasifier}
+          reply: {agent: template_reply, default: hi, tone: warm}
+        edges:
+          - triage -> reply -> nowhere
+        """)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    located = [line for line in result.stderr.splitlines()
+               if re.match(rf"{re.escape(str(path))}:\d+:\d+: ", line)]
+    assert len(located) == 3, result.stderr
+    assert located[0].startswith(f"{path}:4:19: unknown agent 'keyword_clasifier'")
+    assert located[1].startswith(f"{path}:5:47: unknown key 'tone'")
+    assert located[2].startswith(f"{path}:7:5: edge to a missing node 'nowhere'")
+    assert "3 error(s)" in result.stderr
+
+
+def test_run_text_prints_one_result_line():
+    result = runner.invoke(app, ["run", str(QUICKSTART), "--text", "please refill my inhaler",
+                                 "--log-level", "warning"])
+    assert result.exit_code == 0, result.output
+    [line] = result.stdout.splitlines()
+    record = json.loads(line)
+    assert record["status"] == "ok"
+    assert [n["node"] for n in record["nodes"]] == ["triage", "reply"]
+    assert set(record["nodes"][0]) >= {"agent", "confidence", "escalated", "reason",
+                                       "latency_ms"}
+    assert record["output"].startswith("Refill requests")
+
+
+def test_run_file_keeps_every_line_and_names_bad_ones(tmp_path: Path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(
+        b'{"id": "a", "text": "book an appointment"}\n'
+        b'not json at all\n'
+        b'{"id": "b"}\n'
+        b'\n'
+        b'{"id": "a", "text": "duplicate id"}\n'
+        b'{"id": "c", "text": "caf\xe9 latin-1 bytes"}\n'
+        b'{"id": "d", "text": "chest pain"}\n'
+        b'[1, 2]\n'
+    )
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["run", str(QUICKSTART), "--input", str(src), "--output",
+                                 str(out), "--concurrency", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in records] == ["a", "line-2", "b", "a", "line-6", "d", "line-8"]
+    errors = {r["error"]["message"].split(": ", 1)[0]: r["error"]["message"]
+              for r in records if r["status"] == "error"}
+    assert set(errors) == {f"{src}:2", f"{src}:3", f"{src}:5", f"{src}:6", f"{src}:8"}
+    assert "not valid JSON" in errors[f"{src}:2"]
+    assert "missing 'text'" in errors[f"{src}:3"]
+    assert "duplicate id (first at line 1)" in errors[f"{src}:5"]
+    assert "not valid UTF-8" in errors[f"{src}:6"]
+    assert records[5]["output"].startswith("If this is an emergency")
+    assert "error" in result.stderr and "results:" in result.stderr
+
+
+def test_fail_on_error_exits_1(tmp_path: Path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "x", "text": ""}\n')
+    result = runner.invoke(app, ["run", str(QUICKSTART), "-i", str(src), "-o",
+                                 str(tmp_path / "o.jsonl"), "--fail-on-error", "--no-progress"])
+    assert result.exit_code == 1
+
+
+def test_run_needs_exactly_one_input(tmp_path: Path):
+    assert runner.invoke(app, ["run", str(QUICKSTART)]).exit_code == 2
+    both = runner.invoke(app, ["run", str(QUICKSTART), "-t", "x", "-i", "y.jsonl"])
+    assert both.exit_code == 2
+    missing = runner.invoke(app, ["run", str(QUICKSTART), "-i", str(tmp_path / "none.jsonl")])
+    assert missing.exit_code == 2 and "no such file" in missing.stderr
+
+
+def test_run_with_a_broken_graph_exits_2(write_yaml):
+    path = write_yaml("shoal: 1\nname: g\nnodes: {a: {agent: nope}}\n")
+    result = runner.invoke(app, ["run", str(path), "--text", "x"])
+    assert result.exit_code == 2
+    assert f"{path}:3:20: unknown agent 'nope'" in result.stderr
+
+
+def test_log_file_gets_json_events(tmp_path: Path):
+    log = tmp_path / "events.jsonl"
+    result = runner.invoke(app, ["run", str(QUICKSTART), "--text", "my bill", "--log-file",
+                                 str(log)])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["event"] for e in events] == ["node_finished", "node_finished", "run_finished"]
+    assert "my bill" not in log.read_text()
+
+
+def test_agents_lists_builtins():
+    result = runner.invoke(app, ["agents"])
+    assert result.exit_code == 0
+    names = [line.split("\t")[0] for line in result.stdout.splitlines()]
+    assert {"noop", "keyword_classifier", "template_reply"} <= set(names)
