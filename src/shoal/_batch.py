@@ -55,7 +55,7 @@ def read_records(path: Path) -> Iterator[Record | BadLine]:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield _bad(path, line_no, fallback_id,
-                           f"not valid JSON ({exc.msg} at column {exc.colno})")
+                           f"not valid JSON: {exc.msg} (column {exc.colno})")
                 continue
             if not isinstance(data, dict):
                 yield _bad(path, line_no, fallback_id,
