@@ -1,21 +1,18 @@
 """Per-invoke overhead of shoal over a hand-written LangGraph graph doing the same work.
 
-Both sides run the same 5-node linear graph (n1 -> n2 -> n3 -> n4 -> n5) of no-op async nodes on
-one short text, in one process and one event loop, without a checkpointer:
+Both sides run the same 5-node linear graph (n1 -> ... -> n5) of no-op async nodes on one short
+text, in one process and event loop, without a checkpointer:
 
-* shoal: ``Graph(GraphSpec(...))`` with five ``noop`` agents, invoked with ``await graph.arun``.
-  This includes everything shoal adds per run: input check, PHI guard, per-node AgentContext,
-  agent call, threshold check, trace record, one ``node_finished`` log event per node, the routers
-  shoal compiles its edges to, and building the ``RunResult``.
-* raw: a ``StateGraph`` over a TypedDict whose nodes append ``{"node", "confidence"}`` to a list
-  channel with an ``operator.add`` reducer -- the least a fair hand-written graph would do to keep
-  a per-node trace -- invoked with ``await compiled.ainvoke``.
+* shoal: ``Graph(GraphSpec(...))`` of five ``noop`` agents, ``await graph.arun(text, id=...)``:
+  everything shoal adds per run (input check, PHI guard, agent context and call, thresholds,
+  trace records, one ``node_finished`` log event per node, its state and edges, the RunResult).
+* raw: a TypedDict ``StateGraph`` whose nodes append ``{"node", "confidence"}`` to a list channel
+  with an ``operator.add`` reducer, the least a fair hand-written graph does to keep a trace.
 
-Fairness: the agents do no work, so the difference is pure framework cost. Measurements are
-interleaved in rounds (the variants take turns, the order rotating each round), so machine noise
-hits all of them alike, and the median per-invoke wall time (``time.perf_counter``) is compared.
-shoal's logs are rendered to os.devnull at level "info" (the production path: the headline
-``ratio``) and again at "warning", node events filtered out (``ratio_quiet``). Target: <= 1.3.
+Fair because the agents do no work, so the difference is framework cost alone, and because the
+variants take turns in rounds (order rotating) so machine noise hits all alike; the median
+per-invoke wall time is compared. shoal logs go to os.devnull at "info" (the production path,
+rendering included: ``ratio``) and at "warning", node events filtered (``ratio_quiet``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Annotated, TextIO
 import typer
 from rich.console import Console
 
-from shoal.errors import SpecError
+from shoal.errors import ShoalError, SpecError
 from shoal.graphs.runtime import DEFAULT_CONCURRENCY, Graph
 from shoal.observability.logging import configure_logging
 
@@ -39,6 +39,9 @@ def _load(path: Path) -> Graph:
         for issue in exc.issues:
             _fail(str(issue))
         _fail(f"{len(exc.issues)} error(s)")
+        raise typer.Exit(2) from None
+    except ShoalError as exc:  # a model that cannot be loaded
+        _fail(f"{path}: {exc.message}")
         raise typer.Exit(2) from None
 
 
@@ -133,6 +136,23 @@ def agents() -> None:
         cls = get_agent(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls and cls.__doc__ else ""
         typer.echo(f"{name}\t{doc}")
+
+
+@app.command()
+def models() -> None:
+    """List the embedded default models: name, kind, installed, size, licence, path."""
+    from rich.table import Table
+
+    from shoal.models.catalog import rows
+
+    table = Table(title="embedded models", title_justify="left")
+    for column in ("name", "kind", "installed", "size", "license", "path"):
+        table.add_column(column, overflow="fold")
+    for row in rows():
+        size = f"{row.size_mb:.0f} MB" if row.size_mb is not None else "-"
+        table.add_row(row.name, row.kind, "yes" if row.installed else "no", size, row.license,
+                      row.path or "-")
+    Console(width=200).print(table)
 
 
 def main() -> None:

@@ -60,10 +60,11 @@ class Agent:
     name: ClassVar[str] = ""
     Config: ClassVar[type[AgentConfig]] = AgentConfig
 
-    def __init__(self, config: AgentConfig, *, node: str, model: str | None = None) -> None:
+    def __init__(self, config: AgentConfig, *, node: str, model: Any = None) -> None:
         self.config = config
         self.node = node
         self.model = model
+        """The node's backend (a Generator, LabelScorer, Classifier or Embedder), or None."""
 
     @classmethod
     def labels(cls, config: AgentConfig) -> frozenset[str] | None:

@@ -18,9 +18,10 @@ class NoopAgent(Agent):
     """Passes the working text through untouched with full confidence."""
 
     name = "noop"
+    _RESULT = AgentResult(output=None, confidence=1.0)  # frozen, so one instance serves all
 
     async def run(self, ctx: AgentContext) -> AgentResult:
-        return AgentResult(output=None, confidence=1.0)
+        return self._RESULT
 
 
 class KeywordClassifierConfig(AgentConfig):

@@ -7,7 +7,7 @@ spec path, so the loader can give each a file:line:col and a Python-built spec a
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -282,11 +282,14 @@ def _to_lg(name: str) -> str:
     return LG_END if name == END else name
 
 
-def _label_router(node: str, edge: RouteEdge) -> Callable[[RunState], Hashable]:
+def _label_router(
+    node: str, edge: RouteEdge
+) -> Callable[[RunState], Coroutine[Any, Any, Hashable]]:
     table = {label: _to_lg(dst) for label, dst in edge.labelled.items()}
     fallback = _to_lg(edge.default) if edge.default is not None else LG_END
 
-    def route(state: RunState) -> Hashable:
+    # async on purpose: LangGraph runs a sync path function in its thread pool, a hop per step.
+    async def route(state: RunState) -> Hashable:
         if state.get("halt"):
             return LG_END
         label = state["results"][node]["label"]

@@ -15,7 +15,7 @@ from shoal.agents.base import Agent, AgentContext, AgentResult
 from shoal.errors import AgentError, ErrorCode, ShoalError
 from shoal.graphs.state import ErrorRecord, Halt, NodeRecord, RunState
 from shoal.observability.logging import get_logger
-from shoal.observability.phi import guarding
+from shoal.observability.phi import arm, disarm
 
 Escalator = Callable[[str, AgentContext, AgentResult], Awaitable[AgentResult | None]]
 """Given the node, its context and the local result, return the planner's result, or None to keep
@@ -79,8 +79,11 @@ class NodeRunner:
             return {}  # refused or failed upstream: nothing more runs on this input
         # Everything this node logs, the agent and its backends included, is checked against
         # the raw input (see shoal.observability.phi).
-        with guarding(state["meta"]["input"]):
+        token = arm(state["meta"]["input"])
+        try:
             return await self._run(state)
+        finally:
+            disarm(token)
 
     async def _run(self, state: RunState) -> dict[str, Any]:
         ctx = AgentContext(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.agents.base import get_agent
-from shoal.errors import ErrorCode, InputError, SpecError
+from shoal.errors import BackendError, ErrorCode, InputError, ShoalError, SpecError
 from shoal.graphs.compiler import Compiled, check, compile_spec
 from shoal.graphs.loader import SourceMap, load_spec, problems_to_issues
 from shoal.graphs.node import Escalator, NodeRunner
@@ -39,15 +39,21 @@ class Graph:
         base_dir: str | Path | None = None,
         source: SourceMap | None = None,
         escalator: Escalator | None = None,
+        models: Mapping[str, Any] | None = None,
         checked: bool = False,
     ) -> None:
+        """``models`` overrides backends by model name (a pre-built or shared backend, or a
+        fake in unit tests); every other model a node names is built from the spec, each model
+        file loaded once per process."""
+        base = Path(base_dir) if base_dir else None
         if not checked:
-            problems = check(spec, base_dir=Path(base_dir) if base_dir else None)
+            problems = check(spec, base_dir=base)
             if problems:
                 raise SpecError(problems_to_issues(problems, source, spec.name))
         self.spec = spec
         self.source = source
         self._escalator = escalator
+        self.models = _build_models(spec, base, models or {})
         self._compiled: Compiled = compile_spec(spec, self._runner)
         self._recursion_limit = 2 * len(spec.nodes) + 10
         self._output_node = spec.output
@@ -68,7 +74,8 @@ class Graph:
                 route_labels = frozenset(edge.labelled)  # type: ignore[union-attr]
         return NodeRunner(
             node=name,
-            agent=cls(config, node=name, model=node.model),
+            agent=cls(config, node=name,
+                      model=self.models.get(node.model) if node.model else None),
             agent_name=node.agent,
             model=node.model,
             escalate_below=node.escalate_below,
@@ -259,6 +266,24 @@ class Graph:
         output = output_record["output"] if output_record is not None else None
         return RunResult(id=record_id, run_id=run_id, status=status, output=output, nodes=nodes,
                          latency_ms=latency_ms)
+
+
+def _build_models(
+    spec: GraphSpec, base_dir: Path | None, given: Mapping[str, Any]
+) -> dict[str, Any]:
+    from shoal.models.registry import build_model
+
+    used = {node.model for node in spec.nodes.values() if node.model is not None}
+    built: dict[str, Any] = {}
+    for name in sorted(used):
+        if name in given:
+            built[name] = given[name]
+            continue
+        try:
+            built[name] = build_model(spec.models[name], base_dir)
+        except ShoalError as exc:
+            raise BackendError(f"model {name!r}: {exc.message}", backend=name) from exc
+    return built
 
 
 _TRACE_KEYS = tuple(NodeTrace.model_fields)

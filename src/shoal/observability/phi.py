@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 TEXT_FIELDS = frozenset({
@@ -24,14 +24,28 @@ MIN_FRAGMENT = 8
 _current_inputs: ContextVar[tuple[str, ...]] = ContextVar("shoal_current_inputs", default=())
 
 
+def arm(text: str) -> Token[tuple[str, ...]]:
+    """Mark ``text`` as raw input in this context (async-task local); undo with :func:`disarm`."""
+    return _current_inputs.set((*_current_inputs.get(), text))
+
+
+def disarm(token: Token[tuple[str, ...]]) -> None:
+    try:
+        _current_inputs.reset(token)
+    except ValueError:
+        # Reset from another context (an async generator closed elsewhere): drop ours only.
+        current = _current_inputs.get()
+        _current_inputs.set(current[:-1] if current else current)
+
+
 @contextmanager
 def guarding(text: str) -> Iterator[None]:
-    """Mark ``text`` as raw input for every log call made in this context (async-task local)."""
-    token = _current_inputs.set((*_current_inputs.get(), text))
+    """Mark ``text`` as raw input for every log call made in this block."""
+    token = arm(text)
     try:
         yield
     finally:
-        _current_inputs.reset(token)
+        disarm(token)
 
 
 def _quotes(value: str, inputs: tuple[str, ...]) -> bool:
@@ -78,12 +92,20 @@ def drop_raw_text(
     for the common case: a handful of short scalar fields and nothing to drop."""
     inputs = _current_inputs.get()
     redacted: list[str] | None = None
+    if not inputs:
+        # Outside a run only field names can give text away.
+        for key in TEXT_FIELDS.intersection(event_dict):
+            del event_dict[key]
+            redacted = [*(redacted or ()), key]
+        if redacted:
+            event_dict["redacted"] = sorted(redacted)
+        return event_dict
     for key, value in list(event_dict.items()):
         if key in TEXT_FIELDS:
             del event_dict[key]
             redacted = [*(redacted or ()), key]
         elif type(value) is str:
-            if inputs and _quotes(value, inputs):
+            if _quotes(value, inputs):
                 if key == "event":
                     event_dict[key] = "redacted_event"
                 else:
