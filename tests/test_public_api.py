@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
 import shoal
 
-PUBLIC_MODULES = ["shoal", "shoal.agents", "shoal.graphs", "shoal.observability"]
+PUBLIC_MODULES = ["shoal", "shoal.agents", "shoal.graphs", "shoal.models", "shoal.observability"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)
@@ -40,3 +42,12 @@ def test_every_error_code_is_documented():
     doc = (REPO / "docs" / "errors.md").read_text()
     for code in shoal.ErrorCode:
         assert f"`{code.value}`" in doc, code
+
+
+def test_import_shoal_loads_no_model_library():
+    code = ("import sys, shoal, shoal.models, shoal.testing; "
+            "print(sorted(m for m in ('llama_cpp', 'onnxruntime', 'sklearn', 'skl2onnx', "
+            "'tokenizers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -153,6 +154,48 @@ def models() -> None:
         table.add_row(row.name, row.kind, "yes" if row.installed else "no", size, row.license,
                       row.path or "-")
     Console(width=200).print(table)
+
+
+class ClassifierKind(StrEnum):
+    tfidf = "tfidf"
+    embedding = "embedding"
+
+
+@app.command("train-classifier")
+def train_classifier(
+    data: Annotated[Path, typer.Argument(help='JSONL of {"text": ..., "label": ...} lines.')],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write MODEL.onnx.")],
+    kind: Annotated[ClassifierKind, typer.Option(help="tfidf: TF-IDF + logistic regression; "
+                                                      "embedding: MiniLM nearest-centroid.")]
+    = ClassifierKind.tfidf,
+    test_size: Annotated[float, typer.Option(min=0.05, max=0.5,
+                                             help="Held-out share for the metrics.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Split seed.")] = 0,
+) -> None:
+    """Train a text classifier, export it to ONNX with a sidecar of labels and held-out metrics."""
+    from shoal.models.train import (
+        TrainingDataError,
+        build_embedding_classifier,
+        train_text_classifier,
+    )
+
+    if not data.is_file():
+        _fail(f"{data}: no such file")
+        raise typer.Exit(2)
+    try:
+        if kind is ClassifierKind.tfidf:
+            report = train_text_classifier(data, output, test_size=test_size, seed=seed)
+        else:
+            report = build_embedding_classifier(data, output, test_size=test_size, seed=seed)
+    except TrainingDataError as exc:
+        for issue in exc.issues:
+            _fail(str(issue))
+        _fail(f"{len(exc.issues)} problem(s) in {data}; nothing was written")
+        raise typer.Exit(2) from None
+    except ShoalError as exc:
+        _fail(exc.message)
+        raise typer.Exit(1) from None
+    typer.echo(report.summary())
 
 
 def main() -> None:

@@ -123,3 +123,35 @@ def test_agents_lists_builtins():
     assert result.exit_code == 0
     names = [line.split("\t")[0] for line in result.stdout.splitlines()]
     assert {"noop", "keyword_classifier", "template_reply"} <= set(names)
+
+
+def test_train_classifier_writes_model_and_sidecar_or_names_bad_lines(tmp_path: Path):
+    rows = [("my bill is wrong", "billing"), ("charged twice", "billing"),
+            ("invoice error on my statement", "billing"), ("refund my copay", "billing"),
+            ("move my visit", "appt"), ("book an appointment", "appt"),
+            ("cancel my visit tomorrow", "appt"), ("reschedule with dr lee", "appt")]
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps({"text": t, "label": lab}) for t, lab in rows) + "\n")
+    out = tmp_path / "m.onnx"
+    result = runner.invoke(app, ["train-classifier", str(data), "-o", str(out),
+                                 "--test-size", "0.25"])
+    assert result.exit_code == 0, result.output
+    assert "held-out accuracy" in result.stdout
+    sidecar = json.loads((tmp_path / "m.onnx.json").read_text())
+    assert sidecar["labels"] == ["appt", "billing"] and out.is_file()
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(data.read_text() + "not json\n" + '{"text": "no label"}\n')
+    result = runner.invoke(app, ["train-classifier", str(bad), "-o", str(tmp_path / "b.onnx")])
+    assert result.exit_code == 2
+    assert f"{bad}:9: not valid JSON" in result.stderr
+    assert f"{bad}:10: missing 'label'" in result.stderr
+    assert not (tmp_path / "b.onnx").exists()
+
+
+def test_models_lists_the_three_embedded_defaults():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    for name in ("smollm2-135m-instruct", "gemma3-270m", "minilm-l6-int8"):
+        line = next(line for line in result.stdout.splitlines() if name in line)
+        assert "yes" in line, line

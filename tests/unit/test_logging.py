@@ -88,3 +88,21 @@ def test_processor_alone():
     first, second = lines(stream)
     assert first == {"b": "short", "c": 42, "event": "x", "redacted": ["a", "text"]}
     assert second["a"] == FRAGMENT
+
+
+def test_logged_exceptions_carry_no_locals_and_no_input(log_stream: io.StringIO):
+    log = get_logger()
+
+    def fails(note_text: str) -> None:
+        secret_local = note_text  # noqa: F841  (a local that must not be rendered)
+        raise ValueError(f"could not parse {note_text}")
+
+    with guarding(CANARY):
+        try:
+            fails(CANARY)
+        except ValueError:
+            log.error("parse_failed", exc_info=True)
+    text = log_stream.getvalue()
+    assert "parse_failed" in text
+    assert "secret_local" not in text
+    assert "Canary" not in text

@@ -1,4 +1,8 @@
-"""Model backends behind small protocols; agents depend on the protocols only."""
+"""Model backends behind small protocols; agents depend on the protocols only.
+
+Importing this package loads no model library: each backend imports llama.cpp, ONNX Runtime or
+httpx's client only when a model is built.
+"""
 
 from shoal.models.base import (
     Classifier,
@@ -10,14 +14,38 @@ from shoal.models.base import (
     Message,
     Usage,
 )
+from shoal.models.llamacpp import LlamaCppModel
+from shoal.models.local_server import LlamaServer, serve_embedded
+from shoal.models.onnx import EmbeddingClassifier, OnnxEmbedder, OnnxTextClassifier, load_classifier
+from shoal.models.openai_compat import OpenAICompatModel
+from shoal.models.registry import build_model
+from shoal.models.train import (
+    TrainingDataError,
+    TrainReport,
+    build_embedding_classifier,
+    train_text_classifier,
+)
 
 __all__ = [
     "Classifier",
     "Embedder",
+    "EmbeddingClassifier",
     "Generation",
     "Generator",
     "JsonGeneration",
     "LabelScorer",
+    "LlamaCppModel",
+    "LlamaServer",
     "Message",
+    "OnnxEmbedder",
+    "OnnxTextClassifier",
+    "OpenAICompatModel",
+    "TrainReport",
+    "TrainingDataError",
     "Usage",
+    "build_embedding_classifier",
+    "build_model",
+    "load_classifier",
+    "serve_embedded",
+    "train_text_classifier",
 ]

@@ -69,8 +69,11 @@ def processors() -> list[Any]:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Tracebacks are rendered before the PHI filter so it scrubs them too, and without frame
+        # locals, which would hold prompts and inputs.
+        structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
         drop_raw_text,
-        structlog.processors.dict_tracebacks,
         structlog.processors.JSONRenderer(serializer=_dumps),
     ]
 
