@@ -33,6 +33,7 @@ from shoal.models.local_server import serve_embedded
 from shoal.models.onnx import OnnxEmbedder, load_classifier
 from shoal.models.openai_compat import OpenAICompatModel
 from shoal.models.train import build_embedding_classifier, train_text_classifier
+from shoal.observability import configure_logging
 
 RESULTS = Path(__file__).resolve().parent / "results" / "models.json"
 LABELS = ["appointment", "prescription_refill", "symptom_report", "billing", "emergency",
@@ -193,6 +194,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a quarter of the calls")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    configure_logging("warning")  # model_loaded and fallback events would interleave the table
     rows = asyncio.run(run(args.quick))
     header = f"{'backend':<32}{'op':<17}{'mode':<14}{'p50 ms':>9}{'p95 ms':>9}{'items/s':>10}"
     print(header)
