@@ -4,6 +4,7 @@ import io
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -40,3 +41,13 @@ def _quiet_logs() -> Iterator[None]:
     configure_logging("critical", stream=io.StringIO())
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(scope="session")
+def planner_server() -> Iterator[Any]:
+    """A real llama_cpp.server on 127.0.0.1 serving the embedded instruct model (the stand-in
+    planner), stopped by pid at the end of the session."""
+    from shoal.models.local_server import serve_embedded
+
+    with serve_embedded(warmup=True) as server:
+        yield server

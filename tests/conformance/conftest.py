@@ -7,7 +7,7 @@ injection double users get from ``shoal.testing`` and is checked against the sam
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +64,6 @@ def trained_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = root / "triage.onnx"
     train_text_classifier(data, out, seed=0)
     return out
-
-
-@pytest.fixture(scope="session")
-def planner_server() -> Iterator[Any]:
-    from shoal.models.local_server import serve_embedded
-
-    with serve_embedded() as server:
-        yield server
 
 
 BACKENDS = ["fake", "llamacpp", "llamacpp_gemma", "onnx_classifier", "onnx_embedder",

@@ -160,11 +160,29 @@ def agent(
     return decorate
 
 
+BUILTIN_MODULES = (
+    "shoal.agents.builtin",
+    "shoal.agents.masker",
+    "shoal.agents.input_guard",
+    "shoal.agents.classifier",
+    "shoal.agents.validator",
+    "shoal.agents.compliance",
+    "shoal.agents.planner",
+    "shoal.agents.responder",
+)
+"""Each registers its agents on import; none imports a model library at import time."""
+
+
 def _load_builtins() -> None:
     global _builtins_loaded
     if not _builtins_loaded:
         _builtins_loaded = True
-        from shoal.agents import builtin  # noqa: F401  (registers on import)
+        import importlib
+        import importlib.util
+
+        for module in BUILTIN_MODULES:
+            if importlib.util.find_spec(module) is not None:
+                importlib.import_module(module)
 
 
 def _load_entry_points() -> None:

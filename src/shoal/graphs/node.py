@@ -159,8 +159,9 @@ class NodeRunner:
         if result.escalate:
             return True, result.reason or "agent asked to escalate"
         if self.escalate_below is not None and result.confidence < self.escalate_below:
+            why = f" ({result.reason})" if result.reason else ""
             return True, (f"confidence {result.confidence:.3f} below "
-                          f"{self.escalate_below:g}")
+                          f"{self.escalate_below:g}{why}")
         return False, result.reason
 
     def _failed(self, code: ErrorCode, message: str, start: float) -> dict[str, Any]:
