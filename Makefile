@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT := out
 
-.PHONY: all venv test lint typecheck unit demo bench clean
+.PHONY: all venv test lint typecheck unit demo bench guard-model clean
 
 all: test
 
@@ -47,6 +47,11 @@ demo: venv
 	$(VENV)/bin/shoal run examples/quickstart/graph.yaml \
 	    --input examples/quickstart/messages.jsonl --output $(OUT)/quickstart.jsonl
 	$(PY) examples/quickstart/sdk.py
+
+# The input guard's training data and model are committed (small); this rebuilds them.
+guard-model: venv
+	$(PY) -m shoal.agents.data.make_guard_data
+	$(PY) -m shoal.agents.data.build_guard
 
 bench: venv
 	$(PY) benchmarks/overhead.py

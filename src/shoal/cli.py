@@ -156,6 +156,78 @@ def models() -> None:
     Console(width=200).print(table)
 
 
+class MaskMode(StrEnum):
+    pseudonymize = "pseudonymize"
+    redact = "redact"
+    hash = "hash"
+
+
+@app.command()
+def mask(
+    text: Annotated[str | None, typer.Option("--text", "-t", help="One text to mask.")] = None,
+    input_path: Annotated[
+        Path | None, typer.Option("--input", "-i", help="JSONL of {\"id\", \"text\"} lines.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write masked JSONL.")
+    ] = None,
+    pack: Annotated[str, typer.Option(help="Policy pack: a built-in name or a YAML path.")]
+    = "hipaa_safe_harbor",
+    mode: Annotated[MaskMode, typer.Option(help="Replacement style.")] = MaskMode.pseudonymize,
+) -> None:
+    """Mask personal data: prints/writes {"id", "masked", "entities"} per input."""
+    import json
+
+    from shoal.agents.masker import mask_records, mask_text
+
+    if (text is None) == (input_path is None):
+        _fail("give exactly one of --text or --input")
+        raise typer.Exit(2)
+    if input_path is not None and output is None:
+        _fail("--input needs --output")
+        raise typer.Exit(2)
+    if input_path is not None and not input_path.is_file():
+        _fail(f"{input_path}: no such file")
+        raise typer.Exit(2)
+    try:
+        if text is not None:
+            typer.echo(json.dumps(mask_text(text, pack, mode.value), ensure_ascii=False))
+            return
+        assert input_path is not None
+        assert output is not None
+        counts = mask_records(input_path, output, pack, mode.value)
+    except ShoalError as exc:
+        _fail(exc.message)
+        raise typer.Exit(2) from None
+    _fail(f"{counts['records']} record(s): {counts['masked']} masked, {counts['errors']} "
+          f"error(s); results: {output}")
+
+
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    path: Annotated[Path, typer.Argument(help="An audit log (JSONL) written by shoal.")],
+    expect_head: Annotated[str | None, typer.Option(
+        help="The last record's hash, kept elsewhere: also catches lines cut from the end.")]
+    = None,
+) -> None:
+    """Check every record's hash, chain and sequence; exit 1 naming the first bad line."""
+    from shoal.policies.audit import verify
+
+    if not path.is_file():
+        _fail(f"{path}: no such file")
+        raise typer.Exit(2)
+    report = verify(path, expect_head=expect_head)
+    if report.ok:
+        typer.echo(str(report))
+        return
+    _fail(str(report))
+    raise typer.Exit(1)
+
+
 class ClassifierKind(StrEnum):
     tfidf = "tfidf"
     embedding = "embedding"

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from shoal.cli import app
@@ -155,3 +156,44 @@ def test_models_lists_the_three_embedded_defaults():
     for name in ("smollm2-135m-instruct", "gemma3-270m", "minilm-l6-int8"):
         line = next(line for line in result.stdout.splitlines() if name in line)
         assert "yes" in line, line
+
+
+def test_audit_verify_names_the_changed_line(tmp_path: Path):
+    from shoal.policies.audit import AuditCheck, audit_log
+
+    path = tmp_path / "audit.jsonl"
+    log = audit_log(path, fsync=False)
+    for i in range(5):
+        log.append(run_id=f"r{i}", record_id=f"id{i}", node="comply",
+                   agent="compliance_checker", decision="pass",
+                   checks=[AuditCheck(name="no_identifiers", passed=True)])
+    ok = runner.invoke(app, ["audit", "verify", str(path)])
+    assert ok.exit_code == 0, ok.output
+    assert "ok, 5 record(s)" in ok.stdout
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace('"pass"', '"fail"')
+    path.write_text("\n".join(lines) + "\n")
+    bad = runner.invoke(app, ["audit", "verify", str(path)])
+    assert bad.exit_code == 1
+    assert f"{path}:3:" in bad.stderr
+
+
+@pytest.mark.slow
+def test_mask_text_and_file(tmp_path: Path):
+    note = "Patient Jane Canarysmith, MRN 88877766, phone 555-201-3344, email jc@example.org."
+    result = runner.invoke(app, ["mask", "--text", note])
+    assert result.exit_code == 0, result.output
+    masked = json.loads(result.stdout.strip().splitlines()[-1])
+    for canary in ("Canarysmith", "88877766", "555-201-3344", "jc@example.org"):
+        assert canary not in masked["masked"]
+    for entity in masked["entities"]:
+        assert note[entity["start"]:entity["end"]] not in masked["masked"]
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "text": note}) + "\nnot json\n")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["mask", "--input", str(src), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[0]["id"] == "a" and "Canarysmith" not in rows[0]["masked"]
+    assert f"{src}:2" in rows[1]["error"]["message"]

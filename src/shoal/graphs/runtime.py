@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
@@ -120,6 +121,8 @@ class Graph:
             info = ErrorInfo(code=ErrorCode.AGENT_FAILED,
                              message=f"graph failed: {type(exc).__name__}")
             return _error_result(record_id, run_id, info, start)
+        finally:
+            _end_of_run(run_id)
         _log.info("run_finished", run_id=run_id, record_id=record_id, status=result.status,
                   latency_ms=round(result.latency_ms or 0.0, 3), nodes=len(result.nodes))
         return result
@@ -162,6 +165,8 @@ class Graph:
                              message=f"graph failed: {type(exc).__name__}")
             yield _error_result(record_id, run_id, info, start)
             return
+        finally:
+            _end_of_run(run_id)
         yield self._result(merged, record_id, run_id, start)
 
     # --- batches --------------------------------------------------------------------------------
@@ -266,6 +271,14 @@ class Graph:
         output = output_record["output"] if output_record is not None else None
         return RunResult(id=record_id, run_id=run_id, status=status, output=output, nodes=nodes,
                          latency_ms=latency_ms)
+
+
+def _end_of_run(run_id: str) -> None:
+    """Drop the run's pseudonym vault: it lives only as long as its run. Looked up in
+    sys.modules so that graphs without a masker never import the privacy machinery."""
+    privacy = sys.modules.get("shoal.policies.privacy")
+    if privacy is not None:
+        privacy.release(run_id)
 
 
 def _build_models(

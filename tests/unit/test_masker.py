@@ -1,0 +1,335 @@
+"""The privacy masker: every HIPAA Safe Harbor kind masked, consistent pseudonyms, exact offsets,
+whole long texts, no network, and no identifier in a run's trace or logs.
+
+The fixture notes are written for these tests; every identifier in them is a canary value (made
+up, unique) so that "absent from the masked text" is a plain substring check. The masking
+benchmark (benchmarks/masking.py) reuses NOTES as its clinical set.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import shoal
+from shoal.errors import SpecError
+from shoal.policies import privacy
+from shoal.policies.packs import load_pack
+
+# (kind id, canary) pairs; each canary occurs in its note's text.
+NOTES: list[dict[str, Any]] = [
+    {
+        "id": "note-1",
+        "text": (
+            "Patient: Jane Canary-Doe    MRN: 99887766    DOB: 03/14/1931 (93 y/o)\n"
+            "SSN: 123-45-6789   Phone: (555) 867-5309   Fax: 555-201-4477\n"
+            "Email: jane.canary@example.org\n"
+            "Address: 742 Evergreen Terrace, Springfield, IL 62704. Lives in Sangamon County.\n"
+            "Member ID: BCX449201776   Account #: ACCT-5567-0912   "
+            "Driver's license: D1234-5678-9012\n"
+            "Vehicle plate: 7XKZ-391, VIN 1HGCM82633A004352. "
+            "Pacemaker serial no. PMX-88213-QZ.\n"
+            "Portal: https://portal.example-health.org/patients/4471   "
+            "Last login from 192.168.14.77\n"
+            "Fingerprint template ID: FP-20931-77. Photo on file: jane_canary_doe_face.jpg\n"
+            "Study subject ID: SUBJ-00-4471-Z. Admitted 2024-02-11, discharged February 16, 2024.\n"
+            "Seen by Dr. Marcus Whitfield. Mr. Canary-Doe (husband) at bedside.\n"
+            "HPI: 93 yo female with CHF, COVID-19 in 2021, on metoprolol 25 mg BID for 3 days.\n"
+        ),
+        "canaries": [
+            ("names", "Jane Canary-Doe"), ("names", "Marcus Whitfield"), ("names", "Canary-Doe"),
+            ("geography", "742 Evergreen Terrace"), ("geography", "Springfield"),
+            ("geography", "62704"), ("geography", "Sangamon County"),
+            ("dates", "03/14/1931"), ("dates", "93 y/o"), ("dates", "2024-02-11"),
+            ("dates", "February 16"), ("dates", "93 yo"),
+            ("phone", "867-5309"), ("fax", "555-201-4477"), ("email", "jane.canary@example.org"),
+            ("ssn", "123-45-6789"), ("medical_record", "99887766"),
+            ("health_plan", "BCX449201776"), ("account", "ACCT-5567-0912"),
+            ("license", "D1234-5678-9012"), ("vehicle", "7XKZ-391"),
+            ("vehicle", "1HGCM82633A004352"), ("device", "PMX-88213-QZ"),
+            ("url", "portal.example-health.org"), ("ip", "192.168.14.77"),
+            ("biometric", "FP-20931-77"), ("photo", "jane_canary_doe_face.jpg"),
+            ("other_id", "SUBJ-00-4471-Z"),
+        ],
+    },
+    {
+        "id": "note-2",
+        "text": (
+            "ED triage note, seen 11/02/2025. Pt name: Okonkwo, Adaeze. Age: 97. "
+            "Chart # A7730142.\n"
+            "Daughter Priya Raman-Holt can be reached at 312-555-0148 or "
+            "priya.rh@mailbox-canary.net; fax 312-555-0199.\n"
+            "Home: 18 Quarry Hill Road, Apt 4B, Dunmore, PA 18512.\n"
+            "Medicare MBI 1EG4-TE5-MK73. Subscriber ID: ZQH-771203. Billing account 880021937.\n"
+            "SSN 078-05-1120 on file. Nursing license RN-449182; DEA number BW4471023.\n"
+            "Arrived by car, plate NJX 4471. Insulin pump S/N: TDM-55091-K.\n"
+            "Retinal scan ref: RS-90017. Images: IMG_20251102_okonkwo.png attached.\n"
+            "Referral packet at http://refer.canary-clinic.example/r/77120 from 10.20.30.41.\n"
+            "Badge ID: EMP-3390-17. Follow-up on Nov 9 with Dr. Ellery Vance.\n"
+        ),
+        "canaries": [
+            ("names", "Okonkwo, Adaeze"), ("names", "Priya Raman-Holt"),
+            ("names", "Ellery Vance"), ("dates", "11/02/2025"), ("dates", "97"),
+            ("dates", "Nov 9"), ("medical_record", "A7730142"), ("phone", "312-555-0148"),
+            ("email", "priya.rh@mailbox-canary.net"), ("fax", "312-555-0199"),
+            ("geography", "18 Quarry Hill Road"), ("geography", "Dunmore"),
+            ("geography", "18512"), ("health_plan", "1EG4-TE5-MK73"),
+            ("health_plan", "ZQH-771203"), ("account", "880021937"),
+            ("ssn", "078-05-1120"), ("license", "RN-449182"), ("license", "BW4471023"),
+            ("vehicle", "NJX 4471"), ("device", "TDM-55091-K"), ("biometric", "RS-90017"),
+            ("photo", "IMG_20251102_okonkwo.png"), ("url", "refer.canary-clinic.example"),
+            ("ip", "10.20.30.41"), ("other_id", "EMP-3390-17"),
+        ],
+    },
+]
+
+HIPAA_KINDS = {"names", "geography", "dates", "phone", "fax", "email", "ssn", "medical_record",
+               "health_plan", "account", "license", "vehicle", "device", "url", "ip",
+               "biometric", "photo", "other_id"}
+
+
+# --- no model needed ----------------------------------------------------------------------------
+
+
+def test_fixtures_cover_all_18_kinds():
+    pack = load_pack("hipaa_safe_harbor")
+    assert {k.id for k in pack.kinds} == HIPAA_KINDS
+    assert sorted(k.number for k in pack.kinds) == list(range(1, 19))
+    covered = {kind for note in NOTES for kind, _ in note["canaries"]}
+    assert covered == HIPAA_KINDS
+    for note in NOTES:
+        for _, canary in note["canaries"]:
+            assert canary in note["text"], canary
+
+
+def test_importing_the_agent_does_not_import_spacy():
+    code = ("import sys, shoal.agents.masker; "
+            "print('spacy' in sys.modules or 'presidio_analyzer' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_bad_pack_names_its_file_and_line(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pack: 1\nname: x\nkinds:\n  - id: a\n    name: A\n    label: lower\n"
+                   "    entities: [A]\n    colour: red\n", encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load_pack(bad)
+    message = str(info.value)
+    assert f"{bad}:6" in message and "UPPER_SNAKE" in message
+    assert f"{bad}:8" in message and "colour" in message
+    with pytest.raises(SpecError, match="no built-in pack"):
+        load_pack("no_such_pack")
+
+
+def test_chunks_cover_the_text_and_cut_at_whitespace():
+    text = " ".join(f"word{i}" for i in range(5000))
+    pieces = list(privacy._chunks(text, 1000, 100))
+    assert pieces[0][0] == 0 and pieces[-1][0] + len(pieces[-1][1]) == len(text)
+    for (start, piece), (nxt, _) in itertools.pairwise(pieces):
+        assert text[start:start + len(piece)] == piece
+        assert nxt < start + len(piece)  # overlap, no gap
+        assert start + len(piece) - nxt >= 90
+        assert text[start + len(piece)] == " " and text[nxt - 1] == " "
+
+
+def test_vault_is_consistent_and_avoids_literal_tokens():
+    vault = privacy.Vault("r")
+    assert vault.pseudonym("NAME", "Ann", avoid="see [NAME_1]") == "[NAME_2]"
+    assert vault.pseudonym("NAME", "Ann") == "[NAME_2]"
+    assert vault.pseudonym("NAME", "Bob") == "[NAME_3]"
+    assert "Ann" not in repr(vault)
+    assert privacy.vault_for("run-x") is privacy.vault_for("run-x")
+    before = privacy.active_runs()
+    privacy.release("run-x")
+    privacy.release("run-x")
+    assert privacy.active_runs() == before - 1
+
+
+def test_mask_records_reports_bad_lines_and_runs_the_rest(tmp_path: Path, monkeypatch):
+    from shoal.agents import masker
+
+    class FakeDetector:
+        def mask(self, text: str, mode: str = "pseudonymize") -> privacy.MaskResult:
+            return privacy.MaskResult(masked=text.replace("Ann", "[NAME_1]"), entities=[])
+
+    monkeypatch.setattr(privacy, "detector", lambda *a, **k: FakeDetector())
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "text": "Ann came"}\n{broken Ann\n\n{"id": "c"}\n'
+                   '{"id": "d", "text": "fine"}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    counts = masker.mask_records(src, out)
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert counts == {"records": 4, "masked": 2, "errors": 2}
+    assert [r["id"] for r in rows] == ["a", "line-2", "c", "d"]
+    assert rows[0]["masked"] == "[NAME_1] came"
+    assert f"{src}:2" in rows[1]["error"]["message"] and "Ann" not in rows[1]["error"]["message"]
+    assert f"{src}:4" in rows[2]["error"]["message"] and "'c'" in rows[2]["error"]["message"]
+
+
+def test_confidence_rule():
+    from shoal.agents.masker import confidence_for
+
+    assert confidence_for([], 0.5) == 1.0
+    assert confidence_for([{"score": 0.9}, {"score": 0.7}], 0.5) == 1.0
+    assert confidence_for([{"score": 0.9}, {"score": 0.3}], 0.5) == 0.75
+
+
+# --- real spaCy model ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def det() -> privacy.Detector:
+    return privacy.detector()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("note", NOTES, ids=[n["id"] for n in NOTES])
+def test_no_canary_survives_masking(det: privacy.Detector, note: dict[str, Any]):
+    result = det.mask(note["text"])
+    leaked = [(kind, c) for kind, c in note["canaries"] if c in result.masked]
+    assert leaked == []
+    # Clinical words stay readable.
+    for word in ("CHF", "COVID-19", "metoprolol", "triage", "Insulin pump"):
+        if word in note["text"]:
+            assert word in result.masked
+
+
+@pytest.mark.slow
+def test_same_value_same_pseudonym_different_values_different(det: privacy.Detector):
+    text = ("Jane Canary-Doe was seen today. Dr. Marcus Whitfield examined Jane Canary-Doe. "
+            "Call Jane Canary-Doe at (555) 867-5309.")
+    vault = privacy.Vault("r1")
+    result = det.mask(text, vault=vault)
+    names = [e["replacement"] for e in result.entities if text[e["start"]:e["end"]]
+             == "Jane Canary-Doe"]
+    assert len(names) == 3 and len(set(names)) == 1
+    other = next(e["replacement"] for e in result.entities
+                 if text[e["start"]:e["end"]] == "Marcus Whitfield")
+    assert other != names[0] and other.startswith("[NAME_")
+    # Same run, second text: the same person keeps the same pseudonym.
+    again = det.mask("Follow up with Jane Canary-Doe next week.", vault=vault)
+    assert names[0] in again.masked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("note", NOTES, ids=[n["id"] for n in NOTES])
+def test_offsets_round_trip(det: privacy.Detector, note: dict[str, Any]):
+    text = note["text"]
+    vault = privacy.Vault("r2")
+    result = det.mask(text, vault=vault)
+    assert privacy.unmask(result.masked, vault) == text
+    for e in result.entities:
+        assert vault.original(e["replacement"]) == text[e["start"]:e["end"]]
+        assert set(e) >= {"type", "start", "end", "replacement", "score"}
+    ends = [(e["start"], e["end"]) for e in result.entities]
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(ends))
+
+
+@pytest.mark.slow
+def test_redact_and_hash_modes(det: privacy.Detector):
+    text = NOTES[0]["text"]
+    redacted = det.mask(text, mode="redact")
+    assert "[NAME]" in redacted.masked and "[SSN]" in redacted.masked
+    assert "_1]" not in redacted.masked
+    assert all(c not in redacted.masked for _, c in NOTES[0]["canaries"])
+    vault = privacy.Vault("r3")
+    hashed = det.mask(text, mode="hash", vault=vault)
+    tokens = [e["replacement"] for e in hashed.entities]
+    assert all(len(t.split(":")[1]) == 9 for t in tokens)  # 8 hex + "]"
+    assert all(c not in hashed.masked for _, c in NOTES[0]["canaries"])
+    assert privacy.unmask(hashed.masked, vault) == text
+    # Per-run salt: another run hashes the same value differently.
+    other = det.mask(text, mode="hash", vault=privacy.Vault("r4"))
+    assert other.entities[0]["replacement"] != hashed.entities[0]["replacement"]
+
+
+@pytest.mark.slow
+def test_field_labels_are_not_names(det: privacy.Detector):
+    text = ("MRN: 4471902\nSSN: 123-45-6789\nDOB: 01/02/1950\nPhone: 555-867-5309\n"
+            "Patient Tomasz Wierzbicki reports chest pain.")
+    result = det.mask(text)
+    for label in ("MRN:", "SSN:", "DOB:", "Phone:"):
+        assert label in result.masked
+    for e in result.entities:
+        value = text[e["start"]:e["end"]]
+        assert not any(lbl in value for lbl in ("MRN", "SSN", "DOB", "Phone")), e["type"]
+    assert "Wierzbicki" not in result.masked
+
+
+@pytest.mark.slow
+def test_one_megabyte_text_is_masked_whole(det: privacy.Detector):
+    filler = "The patient reports mild fatigue and was advised to rest and hydrate. "
+    base = (filler * (1_000_000 // len(filler) + 2))[:1_000_000]
+    # Put identifiers across the cut points the chunker will choose for the filler text.
+    cuts = [start + len(piece) for start, piece in
+            privacy._chunks(base, det.chunk_chars, det.overlap)][:-1]
+    canaries = ["123-45-6789", "jane.canary@example.org", "(555) 867-5309", "MRN: 99887766"]
+    pieces, cursor, placed = [], 0, []
+    for i, cut in enumerate(cuts[::25]):
+        canary = canaries[i % len(canaries)]
+        at = base.rfind(" ", 0, cut - len(canary) // 2) + 1
+        pieces.append(base[cursor:at])
+        pieces.append(canary + " ")
+        placed.append(canary.removeprefix("MRN: "))
+        cursor = at
+    pieces.append(base[cursor:])
+    text = "".join(pieces)
+    assert len(text) >= 1_000_000 and len(placed) >= 8
+    result = det.mask(text)
+    assert result.masked.count("[SSN_1]") == placed.count("123-45-6789")
+    for canary in set(placed):
+        assert canary not in result.masked
+    assert result.masked.endswith(text[-40:])  # nothing truncated
+
+
+@pytest.mark.slow
+def test_no_network_while_building_and_scanning(monkeypatch):
+    from shoal.models import pool
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    for key in pool.loaded():
+        if isinstance(key, tuple) and key[0] in ("spacy-nlp-engine", "presidio-analyzer",
+                                                  "shoal-detector"):
+            pool.forget(key)
+    fresh = privacy.Detector()
+    result = fresh.mask("Email jane.canary@example.org or visit https://example.org/x today.")
+    assert "jane.canary@example.org" not in result.masked
+
+
+@pytest.mark.slow
+def test_masker_node_in_a_graph_leaks_nothing(log_stream: io.StringIO):
+    text = NOTES[0]["text"]
+    spec = shoal.GraphSpec(name="mask-only",
+                           nodes={"mask": shoal.NodeSpec(agent="privacy_masker")})
+    result = shoal.Graph(spec).run(text, id="rec-mask")
+    try:
+        assert result.status == "ok", result.error
+        output = result.output
+        assert isinstance(output, dict) and "[NAME_1]" in output["masked"]
+        trace = json.dumps([n.model_dump() for n in result.nodes])
+        logs = log_stream.getvalue()
+        for _, canary in NOTES[0]["canaries"]:
+            assert canary not in output["masked"]
+            assert canary not in trace
+            assert canary not in logs
+            assert canary not in json.dumps(output["entities"])
+        node = result.nodes[0]
+        assert node.agent == "privacy_masker" and 0.5 <= node.confidence <= 1.0
+    finally:
+        if result.run_id is not None:
+            privacy.release(result.run_id)
