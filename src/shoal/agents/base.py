@@ -178,11 +178,9 @@ def _load_builtins() -> None:
     if not _builtins_loaded:
         _builtins_loaded = True
         import importlib
-        import importlib.util
 
         for module in BUILTIN_MODULES:
-            if importlib.util.find_spec(module) is not None:
-                importlib.import_module(module)
+            importlib.import_module(module)
 
 
 def _load_entry_points() -> None:

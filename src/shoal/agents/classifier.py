@@ -33,6 +33,8 @@ class ClassifierConfig(AgentConfig):
 
 
 class ClassifierAgent(Agent):
+    """Labels text with a trained Classifier or a LabelScorer base model."""
+
     name = "classifier"
     Config = ClassifierConfig
     config: ClassifierConfig

@@ -94,6 +94,8 @@ class PlannerConfig(AgentConfig):
 
 
 class PlannerAgent(Agent):
+    """Asks the planner model for a structured answer to the node's task."""
+
     name = "planner"
     Config = PlannerConfig
     config: PlannerConfig

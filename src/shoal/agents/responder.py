@@ -37,6 +37,8 @@ class ResponderConfig(AgentConfig):
 
 
 class Responder(Agent):
+    """Drafts the reply with the local instruct model; low confidence escalates."""
+
     name = "responder"
     Config = ResponderConfig
     config: ResponderConfig
