@@ -59,12 +59,22 @@ class Agent:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[AgentConfig]] = AgentConfig
+    model_protocols: ClassVar[tuple[type, ...]] = ()
+    """The model protocols (shoal.models) this agent can run on; non-empty means a node of it
+    must name a model, and the model must implement one of them."""
 
     def __init__(self, config: AgentConfig, *, node: str, model: Any = None) -> None:
         self.config = config
         self.node = node
         self.model = model
         """The node's backend (a Generator, LabelScorer, Classifier or Embedder), or None."""
+        wanted = type(self).model_protocols
+        if wanted and not isinstance(model, wanted):
+            from shoal.errors import AgentError
+
+            names = " or ".join(p.__name__ for p in wanted)
+            raise AgentError(f"model must be a {names}, got {type(model).__name__}",
+                             node=node, agent=self.name)
 
     @classmethod
     def labels(cls, config: AgentConfig) -> frozenset[str] | None:
@@ -74,7 +84,7 @@ class Agent:
     @classmethod
     def needs_model(cls) -> bool:
         """Whether a node of this agent must name a model."""
-        return False
+        return bool(cls.model_protocols)
 
     async def run(self, ctx: AgentContext) -> AgentResult:
         raise NotImplementedError

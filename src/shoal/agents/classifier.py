@@ -38,6 +38,7 @@ class ClassifierAgent(Agent):
     name = "classifier"
     Config = ClassifierConfig
     config: ClassifierConfig
+    model_protocols = (Classifier, LabelScorer)
 
     def __init__(self, config: AgentConfig, *, node: str, model: Any = None) -> None:
         super().__init__(config, node=node, model=model)
@@ -46,17 +47,9 @@ class ClassifierAgent(Agent):
             if wanted is not None and sorted(wanted) != sorted(model.labels):
                 raise AgentError(f"config labels {sorted(wanted)} differ from the model's "
                                  f"{sorted(model.labels)}", node=node, agent=self.name)
-        elif isinstance(model, LabelScorer):
-            if self.config.labels is None:
-                raise AgentError("a LabelScorer model needs 'labels' in the node config",
-                                 node=node, agent=self.name)
-        else:
-            raise AgentError(f"model must be a Classifier or LabelScorer, got "
-                             f"{type(model).__name__}", node=node, agent=self.name)
-
-    @classmethod
-    def needs_model(cls) -> bool:
-        return True
+        elif self.config.labels is None:
+            raise AgentError("a LabelScorer model needs 'labels' in the node config",
+                             node=node, agent=self.name)
 
     @classmethod
     def labels(cls, config: AgentConfig) -> frozenset[str] | None:

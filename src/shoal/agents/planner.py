@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
-from shoal.errors import AgentError
 from shoal.models.base import Generator, Message
 
 SYSTEM = (
@@ -99,16 +98,8 @@ class PlannerAgent(Agent):
     name = "planner"
     Config = PlannerConfig
     config: PlannerConfig
+    model_protocols = (Generator,)
 
-    def __init__(self, config: AgentConfig, *, node: str, model: Any = None) -> None:
-        super().__init__(config, node=node, model=model)
-        if not isinstance(model, Generator):
-            raise AgentError(f"model must be a Generator, got {type(model).__name__}",
-                             node=node, agent=self.name)
-
-    @classmethod
-    def needs_model(cls) -> bool:
-        return True
 
     @classmethod
     def labels(cls, config: AgentConfig) -> frozenset[str] | None:

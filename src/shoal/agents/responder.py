@@ -8,12 +8,9 @@ belongs to the escalation policy.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
-from shoal.errors import AgentError
 from shoal.models.base import Generator, Message
 
 SYSTEM = (
@@ -42,16 +39,8 @@ class Responder(Agent):
     name = "responder"
     Config = ResponderConfig
     config: ResponderConfig
+    model_protocols = (Generator,)
 
-    def __init__(self, config: AgentConfig, *, node: str, model: Any = None) -> None:
-        super().__init__(config, node=node, model=model)
-        if not isinstance(model, Generator):
-            raise AgentError(f"model must be a Generator, got {type(model).__name__}",
-                             node=node, agent=self.name)
-
-    @classmethod
-    def needs_model(cls) -> bool:
-        return True
 
     def _label(self, ctx: AgentContext) -> str | None:
         if self.config.label_from is not None:
