@@ -219,3 +219,17 @@ def test_policy_files_and_packs_are_checked(write_yaml, tmp_path: Path):
     assert len(errors) == 2
     assert errors[0].startswith(f"{path}:3:23: policy file 'other.yaml' not found")
     assert errors[1].startswith(f"{path}:3:35: unknown policy pack 'no_such_pack'")
+
+
+def test_a_model_that_cannot_serve_the_agent_is_a_spec_error(write_yaml):
+    path = write_yaml("""
+        shoal: 1
+        name: g
+        models:
+          planner: {kind: openai, base_url: "http://127.0.0.1:9/v1", model: m}
+        nodes:
+          triage: {agent: classifier, model: planner, labels: [a, b]}
+        """)
+    [error] = errors_of(path)
+    assert error.startswith(f"{path}:6:38: agent 'classifier' needs a Classifier or LabelScorer "
+                            "model; 'planner' (openai) serves Generator")

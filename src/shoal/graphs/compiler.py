@@ -117,6 +117,9 @@ def check(
             problems.append(Problem(("nodes", name, "model"),
                                     f"unknown model {node.model!r}"
                                     f"{_did_you_mean(node.model, list(spec.models))}"))
+        elif node.model is not None and cls is not None and cls.model_protocols:
+            problems += _check_model_fits(name, node.agent, cls, node.model,
+                                          spec.models[node.model])
 
     if spec.escalation is not None and spec.escalation.planner not in spec.models:
         problems.append(Problem(("escalation", "planner"),
@@ -126,6 +129,22 @@ def check(
     problems += _check_policies(spec, base_dir)
     problems += _check_edges(spec, agent_classes, configs, skip_topology=skip_topology)
     return problems
+
+
+def _check_model_fits(
+    node: str, agent: str, cls: type[Agent], model_name: str, model: Any
+) -> list[Problem]:
+    from shoal.models.registry import kind_protocols
+
+    kind = getattr(model, "kind", None)
+    serves = kind_protocols().get(str(kind), ())
+    if any(p in serves for p in cls.model_protocols):
+        return []
+    wanted = " or ".join(p.__name__ for p in cls.model_protocols)
+    has = " and ".join(p.__name__ for p in serves) or "nothing"
+    return [Problem(("nodes", node, "model"),
+                    f"agent {agent!r} needs a {wanted} model; {model_name!r} ({kind}) serves "
+                    f"{has}")]
 
 
 def _check_policies(spec: GraphSpec, base_dir: Path | None) -> list[Problem]:

@@ -14,6 +14,18 @@ from shoal.graphs.spec import (
 )
 
 
+def kind_protocols() -> dict[str, tuple[type, ...]]:
+    """What each model kind can serve, so the compiler can check a node's model statically."""
+    from shoal.models.base import Classifier, Embedder, Generator, LabelScorer
+
+    return {
+        "llamacpp": (Generator, LabelScorer),
+        "onnx-classifier": (Classifier,),
+        "onnx-embedder": (Embedder,),
+        "openai": (Generator,),
+    }
+
+
 def resolve_path(path: str, base_dir: Path | None) -> Path:
     """A model path from the YAML is relative to the YAML file, like every other path in it."""
     p = Path(path).expanduser()
