@@ -56,6 +56,7 @@ guard-model: venv
 bench: venv
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/models.py
+	$(PY) benchmarks/masking.py
 	$(PY) benchmarks/readme_results.py
 
 clean:

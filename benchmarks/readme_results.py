@@ -60,6 +60,32 @@ def render() -> str:
             for r in models["rows"]
         ]
         out += ["", f"Measured {models['date'][:10]}.", ""]
+    masking = _load("masking.json")
+    if masking:
+        out += [
+            "**Masking** (`benchmarks/masking.py`): our masker (HIPAA Safe Harbor pack) vs "
+            "vanilla Presidio (default recognizers, same spaCy model), side by side.",
+            "",
+            "| data | texts | identifier recall (shoal / Presidio) | F1 by type (shoal / "
+            "Presidio) | F1 ignoring type | latency ratio |",
+            "|---|---:|---|---|---|---:|",
+        ]
+        for key, label in (("generator", "presidio-evaluator sentences"),
+                           ("clinical", "clinical fixture notes")):
+            m = masking[key]
+            rec, f1 = m["identifier_recall"], m["micro_f1"]
+            out.append(
+                f"| {label} | {m['texts']} | {rec['shoal']:.3f} / {rec['vanilla_presidio']:.3f} "
+                f"| {f1['type_strict']['shoal']:.3f} / {f1['type_strict']['vanilla_presidio']:.3f}"
+                f" | {f1['type_agnostic']['shoal']:.3f} / "
+                f"{f1['type_agnostic']['vanilla_presidio']:.3f} | "
+                f"{m['latency_ms']['ratio']:.2f} |")
+        met = masking.get("targets_met_on_generator", {})
+        misses = ", ".join(k for k, v in met.items() if not v) or "none"
+        out += ["", f"Targets (recall >= {masking['targets']['identifier_recall']}, F1 +"
+                    f"{masking['targets']['f1_delta']} over Presidio, <= "
+                    f"{masking['targets']['latency_ratio']}x its latency) not met on the "
+                    f"generator set: {misses}.", ""]
     if not out:
         out = ["No benchmark results yet: run `make bench`.", ""]
     return "\n".join(out).rstrip() + "\n"

@@ -266,6 +266,60 @@ def test_field_labels_are_not_names(det: privacy.Detector):
     assert "Wierzbicki" not in result.masked
 
 
+# Held-out strings for the pack's general recognizers (written for these tests; none comes from
+# the benchmark's generator). Each pair is (text, values that must not survive masking).
+INTERNATIONAL: list[tuple[str, list[str]]] = [
+    ("Call her on +44 20 7946 0958 after six.", ["7946 0958"]),
+    ("Office line +41 (0)44 668 18 00, ask for reception.", ["668 18 00"]),
+    ("Reachable at 020 7946 0321 or 0612 34 56 78.", ["7946 0321", "34 56 78"]),
+    ("Home phone 555 0198, mobile 0176 2849 1130.", ["555 0198", "2849 1130"]),
+    ("Please forward to Kirkevegen 14, Drammen.", ["Kirkevegen 14", "Drammen"]),
+    ("Billing address: Hauptstraße 27, 10115 Berlin.", ["Hauptstraße 27", "10115"]),
+    ("She moved to Via Garibaldi 9 last spring.", ["Via Garibaldi 9"]),
+    ("Sent to 40 Rue de la Paix, Apt. 12\nNORVILLE\nFrance 75002", ["Rue de la Paix", "Apt. 12",
+                                                                      "NORVILLE", "75002"]),
+    ("Lives at 18 Tolpuddle Gardens Heights, Flat 3, Exeter EX4 6PX.", ["Tolpuddle Gardens",
+                                                                      "Flat 3", "EX4 6PX"]),
+    ("Mail to PSC 4120, Box 3318, APO AE 09021.", ["PSC 4120", "Box 3318", "APO AE 09021"]),
+    ("Ship it to K1A 0B1 today.", ["K1A 0B1"]),
+    ("The family relocated from Tarbes in March.", ["Tarbes"]),
+    ("Consent reviewed by Ingrid Solvang and witnessed.", ["Ingrid Solvang"]),
+    ("Pt: Tomas R Lindqvist. Later Lindqvist reported dizziness.", ["Lindqvist"]),
+    ("Visitors: Odalys Fenwick and Brannagh came at noon.", ["Brannagh"]),
+    ("Sample drawn 2023-11-04 07:45:12.331 in clinic.", ["07:45:12"]),
+    ("Card on file 4929183746502291 was declined.", ["4929183746502291"]),
+    ('{"note": "Pt name: Wendeline Okafor\\nAddress: Strandvejen 88\\n Suite 4\\n Hellerup"}',
+     ["Okafor", "Strandvejen 88", "Hellerup"]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("text", "values"), INTERNATIONAL, ids=[f"intl-{i}" for i in
+                                                           range(len(INTERNATIONAL))])
+def test_general_recognizers_mask_held_out_examples(det: privacy.Detector, text: str,
+                                                      values: list[str]):
+    masked = det.mask(text).masked
+    assert [v for v in values if v in masked] == []
+
+
+@pytest.mark.slow
+def test_phone_types_do_not_borrow_a_label_from_another_line(det: privacy.Detector):
+    text = "+33 1 45 67 89 10 fax\n020 7946 0321 mobile\nCard 4929183746502291"
+    kinds = {text[e.start:e.end]: e.kind for e in det.scan(text)}
+    assert kinds["020 7946 0321"] == "phone"
+    assert kinds["4929183746502291"] == "account"
+
+
+@pytest.mark.slow
+def test_general_recognizers_leave_clinical_text_alone(det: privacy.Detector):
+    text = ("Started metformin 1000 mg and vitamin D 2000 units daily. In 2019 she had "
+            "Hepatitis B Vaccine x3. BP 128/82, HR 76. Stage 2 disease, Factor V Leiden negative.")
+    masked = det.mask(text).masked
+    for kept in ("1000 mg", "2000 units", "2019", "Hepatitis B Vaccine", "128/82",
+                 "Factor V Leiden"):
+        assert kept in masked, kept
+
+
 @pytest.mark.slow
 def test_one_megabyte_text_is_masked_whole(det: privacy.Detector):
     filler = "The patient reports mild fatigue and was advised to rest and hydrate. "

@@ -9,6 +9,9 @@ statistical model gets wrong on clinical text:
   dropped; other ORGANIZATION hits without an institution word become names (recall first);
 * DATE_TIME hits that are only a year or a duration ("3 days") stay readable (Safe Harbor
   allows the year);
+* a name found once is masked wherever else it occurs, and so are capitalised words joined to a
+  name (a given name before it, the other members of "X and Y" or "X, Y") — as ambiguous names;
+* escaped line breaks (a backslash and "n", as in JSON-escaped text) are read as line breaks;
 * overlapping hits are merged into one span (the union, typed by the best-scored hit), so an
   ambiguous span is masked rather than left half-visible.
 
@@ -32,6 +35,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import regex  # type: ignore[import-untyped]
 
 from shoal.errors import BackendError
 from shoal.models.pool import map_errors, run_blocking, shared
@@ -70,6 +75,21 @@ _NOISY_NER = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP"})
 _WORD = re.compile(r"[^\s,;:()\[\]{}<>\"]+")
 _DATE_SHAPE = re.compile(
     r"[A-Za-z]|\b\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}\b|\b\d{1,2}[/.]\d{1,2}\b|^\d{4}$")
+_NAME_WORD = regex.compile(r"\p{Lu}[\p{L}'’-]*\p{Ll}[\p{L}'’-]*")
+_NAME_BEFORE = regex.compile(
+    r"(?<![\w'-])(?P<w>\p{Lu}[\p{L}'’-]*\p{Ll}[\p{L}'’-]*)"
+    r"(?:[ \t]|,[ \t]*|[ \t]+(?:and|&|or)[ \t]+)$")
+_NAME_AFTER = regex.compile(
+    r"(?:,[ \t]*|[ \t]+(?:and|&|or)[ \t]+)(?P<w>\p{Lu}[\p{L}'’-]*\p{Ll}[\p{L}'’-]*)(?![\w'-])")
+_POSSESSIVE = regex.compile(r"['’]s?$")
+# Capitalised words that start sentences or list items and are never names on their own.
+_NOT_NAMES = frozenset({
+    "the", "and", "but", "for", "with", "from", "this", "that", "these", "those", "his", "her",
+    "their", "our", "your", "she", "they", "there", "here", "when", "where", "while", "after",
+    "before", "then", "also", "however", "unlike", "like", "mother", "father", "daughter", "son",
+    "wife", "husband", "brother", "sister", "spouse", "guardian", "family", "friend", "mrs", "miss",
+})
+_ESCAPED_BREAK = re.compile(r"\\[nrt]")
 _TOKEN = re.compile(r"\[[A-Z][A-Z0-9_]*(?:_\d+|:[0-9a-f]{8})\]")
 
 
@@ -245,7 +265,6 @@ def _build_nlp_engine(model_name: str) -> Any:
 
 
 def _build_analyzer(pack: Pack) -> Any:
-    import regex  # type: ignore[import-untyped]
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
 
     nlp_engine = shared(("spacy-nlp-engine", pack.spacy_model),
@@ -328,6 +347,7 @@ class Detector:
         with map_errors(BACKEND):
             for offset, chunk in _chunks(text, self.chunk_chars, self.overlap):
                 hits.extend(self._scan_chunk(chunk, offset))
+            hits.extend(self._name_mentions(text, self._merge(hits)))
         return self._merge(hits)
 
     async def ascan(self, text: str, *, timeout_s: float | None = None) -> list[Entity]:
@@ -337,13 +357,16 @@ class Detector:
     def _scan_chunk(self, chunk: str, offset: int) -> Iterator[_Hit]:
         if not chunk.strip():
             return
+        # Escaped line breaks (JSON-escaped or logged text: a backslash and "n") are read as line
+        # breaks. Same length, so offsets still point into the original.
+        analysed = _ESCAPED_BREAK.sub(lambda m: " \n" if m.group(0)[1] == "n" else "  ", chunk)
         results = self._analyzer.analyze(
-            text=chunk, language=self.pack.language, entities=self._requested,
+            text=analysed, language=self.pack.language, entities=self._requested,
             score_threshold=self.score_threshold, allow_list=self._allow or None)
         for r in results:
             meta = r.recognition_metadata or {}
             ner = meta.get("recognizer_name") in _NER_RECOGNIZERS
-            hit = self._clean(chunk, r.entity_type, r.start, r.end, float(r.score), ner)
+            hit = self._clean(analysed, r.entity_type, r.start, r.end, float(r.score), ner)
             if hit is not None:
                 yield _Hit(hit.type, hit.start + offset, hit.end + offset, hit.score, hit.ner)
 
@@ -372,6 +395,37 @@ class Detector:
         if type_ not in self.pack.kind_by_entity:
             return None
         return _Hit(type_, start, end, score, ner)
+
+    def _name_mentions(self, text: str, found: Sequence[Entity]) -> Iterator[_Hit]:
+        """Names the model saw once, wherever else they occur ("Jane Doe ... Doe said"), and the
+        capitalised words joined to a name: a given name before it ("Søren F Kleist") and the
+        other members of a list or pair ("Caird and Jones", "Ana, Brian"). Recall first: these
+        are masked as ambiguous names. Label and institution words are never taken."""
+        names = [e for e in found if e.kind == "names"]
+        if not names:
+            return
+        score = self.pack.ambiguous_below - 0.01
+        tokens: set[str] = set()
+        for e in names:
+            for m in _NAME_WORD.finditer(text, e.start, e.end):
+                word = _POSSESSIVE.sub("", m.group(0))
+                if self._namelike(word):
+                    tokens.add(word)
+            before = _NAME_BEFORE.search(text, max(0, e.start - 60), e.start)
+            if before is not None and self._namelike(before.group("w")):
+                yield _Hit("PERSON", before.start("w"), before.end("w"), score, True)
+            after = _NAME_AFTER.match(text, e.end)
+            if after is not None and self._namelike(after.group("w")):
+                yield _Hit("PERSON", after.start("w"), after.end("w"), score, True)
+        if tokens:
+            alternation = "|".join(regex.escape(t) for t in sorted(tokens, key=len, reverse=True))
+            for m in regex.finditer(rf"(?<![\w'-])(?:{alternation})(?![\w-])", text):
+                yield _Hit("PERSON", m.start(), m.end(), score, True)
+
+    def _namelike(self, word: str) -> bool:
+        bare = word.strip(".'’").lower()
+        return (len(bare) >= 3 and bare not in self._label_words and bare not in self._org_words
+                and bare not in _NOT_NAMES and not word.isupper())
 
     def _trim_labels(self, text: str, start: int, end: int) -> tuple[int, int]:
         """Shrink a span past leading and trailing field-label words ("MRN", "DOB:")."""
