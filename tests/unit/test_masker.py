@@ -320,6 +320,65 @@ def test_general_recognizers_leave_clinical_text_alone(det: privacy.Detector):
         assert kept in masked, kept
 
 
+def _token_rule_hits(det: privacy.Detector, text: str) -> list[tuple[str, str]]:
+    """What the token-level recognizer (the rules read from the analyzer's spaCy doc) found."""
+    results = det._analyzer.analyze(text=text, language="en", entities=det._requested)
+    return [(text[r.start:r.end], r.entity_type) for r in results
+            if (r.recognition_metadata or {}).get("recognizer_name") == "shoal_token_names"]
+
+
+# (text, value the token rules must find and masking must remove). Written for these tests.
+TOKEN_RULES: list[tuple[str, str]] = [
+    # A single proper name opening a sentence, before a verb.
+    ("Ilse had called the clinic twice.", "Ilse"),
+    # A proper name addressed before a comma, then a modal or pronoun.
+    ("Thanks. Bertrand, could you check the chart?", "Bertrand"),
+    ("Renske, you forgot your coat.", "Renske"),
+    # Dialogue speaker labels at a line start.
+    ("Wren: Did you sign it?\nTobiah: Not yet, sorry.", "Tobiah"),
+    ("Halvard: Is it raining?\nSolveig: Only a little.", "Solveig"),
+    # A town alone on its line above a country line.
+    ("Tomas Brandt\nKelsby\nNorway", "Kelsby"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("text", "value"), TOKEN_RULES,
+                         ids=[f"token-{i}" for i in range(len(TOKEN_RULES))])
+def test_token_rules_find_names_the_model_misses(det: privacy.Detector, text: str, value: str):
+    assert value in [v for v, _ in _token_rule_hits(det, text)]
+    assert value not in det.mask(text).masked
+
+
+@pytest.mark.slow
+def test_place_in_an_institution_name_is_masked(det: privacy.Detector):
+    masked = det.mask("She graduated from the University of Tarrowby in 2010. "
+                      "He trained at the College of Nursing.").masked
+    assert "Tarrowby" not in masked
+    assert "University of" in masked and "College of Nursing" in masked
+
+
+@pytest.mark.slow
+def test_six_digit_phone_needs_phone_context(det: privacy.Detector):
+    text = "Reach me on my mobile 44 81 27 after six."
+    kinds = {text[e.start:e.end]: e.kind for e in det.scan(text)}
+    assert kinds.get("44 81 27") == "phone"
+    assert "phone" not in {e.kind for e in det.scan("Sutures 12 34 56 were placed.")}
+
+
+@pytest.mark.slow
+def test_clinical_headers_and_sentences_are_not_names(det: privacy.Detector):
+    headers = ("Plan: Continue current regimen.\nImpression: Improving.\nAssessment: Stable.\n"
+               "HPI: Cough for a week.\nMedications: See list.\nDisposition: Home.\n"
+               "Subjective: Patient says she feels better.\nObjective: Afebrile.")
+    assert _token_rule_hits(det, headers) == []
+    assert det.mask(headers).masked == headers
+    clinical = ("Troponin is negative. Patient is stable. Pain improved. Cellulitis has "
+                "resolved. Nausea, vomiting and diarrhea resolved.")
+    assert _token_rule_hits(det, clinical) == []
+    assert det.mask(clinical).masked == clinical
+
+
 @pytest.mark.slow
 def test_one_megabyte_text_is_masked_whole(det: privacy.Detector):
     filler = "The patient reports mild fatigue and was advised to rest and hydrate. "
