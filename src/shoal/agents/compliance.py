@@ -243,13 +243,9 @@ class ComplianceChecker(Agent):
 
     @cached_property
     def _pseudonym(self) -> re.Pattern[str]:
-        labels = sorted({kind.label for kind in self._pack.kinds}, key=len, reverse=True)
-        return re.compile(r"\[(?:" + "|".join(map(re.escape, labels))
-                          + r")(?:_\d+|:[0-9a-f]{8})?\]")
+        from shoal.policies.privacy import pseudonym_pattern
 
-    @cached_property
-    def _label_words(self) -> frozenset[str]:
-        return frozenset(w.casefold().strip(".:#") for w in self._pack.ner.label_words)
+        return pseudonym_pattern(self._pack)
 
     @cached_property
     def _advice(self) -> re.Pattern[str] | None:
@@ -321,7 +317,9 @@ class ComplianceChecker(Agent):
             tokens = [(m.start(), m.end()) for m in self._pseudonym.finditer(text)]
             pseudonyms = {text[s:e] for s, e in tokens}
             found = await self._scan(text) if text.strip() else []
-            unmasked = self._outside_pseudonyms(text, found, tokens)
+            from shoal.policies.privacy import outside_pseudonyms
+
+            unmasked = outside_pseudonyms(text, found, self._pack)
         emergency, source = False, ""
         if "emergency_routed" in self.config.checks:
             if self.config.emergency_from is not None:
@@ -348,25 +346,6 @@ class ComplianceChecker(Agent):
             privacy.detector, self.config.pack, score_threshold=self.config.score_threshold,
             backend=privacy.BACKEND, timeout_s=None)
         return await detector.ascan(text, timeout_s=self.config.timeout_s)
-
-    def _outside_pseudonyms(self, text: str, found: Sequence[Found],
-                            tokens: list[tuple[int, int]]) -> list[Found]:
-        """Drop hits that are a pseudonym, or a pseudonym plus field-label words ("Dr [NAME_1]")."""
-        if not tokens:
-            return list(found)
-        blanked = list(text)
-        for s, e in tokens:
-            blanked[s:e] = " " * (e - s)
-        rest_text = "".join(blanked)
-        out = []
-        for hit in found:
-            if not any(s < hit.end and hit.start < e for s, e in tokens):
-                out.append(hit)  # touches no pseudonym: whatever it is, it is in the clear
-                continue
-            words = re.findall(r"\w+", rest_text[hit.start:hit.end])
-            if any(w.casefold() not in self._label_words for w in words):
-                out.append(hit)
-        return out
 
     # -- the checks (each a pure function of the subject) -------------------------------------
 

@@ -11,6 +11,11 @@ statistical model gets wrong on clinical text:
   allows the year);
 * a name found once is masked wherever else it occurs, and so are capitalised words joined to a
   name (a given name before it, the other members of "X and Y" or "X, Y") — as ambiguous names;
+* a token-level pass over the same spaCy doc (no second model run) adds names the small model
+  misses: a single proper name opening a sentence before a verb ("Ilse had called") or addressed
+  before a comma ("Ilse, can you..."), dialogue speaker labels at a line start ("Ilse: ..."), and
+  a town alone on a line above a country line. Clinical section headers (the pack's label words),
+  stop words and words shaped like drug, lab or disease terms are never taken;
 * escaped line breaks (a backslash and "n", as in JSON-escaped text) are read as line breaks;
 * overlapping hits are merged into one span (the union, typed by the best-scored hit), so an
   ambiguous span is masked rather than left half-visible.
@@ -28,13 +33,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import re
 import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import regex  # type: ignore[import-untyped]
 
@@ -89,6 +95,25 @@ _NOT_NAMES = frozenset({
     "before", "then", "also", "however", "unlike", "like", "mother", "father", "daughter", "son",
     "wife", "husband", "brother", "sister", "spouse", "guardian", "family", "friend", "mrs", "miss",
 })
+# Endings of drug, lab, anatomy and disease words ("Metoprolol", "Troponin", "Lisinopril",
+# "Cellulitis"): a capitalised word ending so is a clinical term, not a name, for the token rules.
+_CLINICAL_SUFFIXES = (
+    "ol", "il", "in", "ine", "ide", "ate", "one", "mab", "nib", "pam", "lam", "pine", "zole",
+    "cillin", "mycin", "statin", "sartan", "pril", "olol", "itis", "osis", "emia", "ectomy",
+    "otomy", "oscopy", "gram", "graphy", "ase", "ism", "algia", "oma", "pathy", "plasty", "ium",
+    "ics", "ogy", "ment", "tion", "sion", "ness", "ity", "ure", "ance", "ence", "al",
+)
+# Tags of the word after a sentence-initial name: a finite verb, participle or modal.
+_VERB_TAGS = frozenset({"VBD", "VBZ", "VBP", "VBN", "MD"})
+# Tags that may follow "Name," when it is a vocative ("Ilse, can you...", "Ilse, you...",
+# "Ilse, look"): a modal or auxiliary, a personal pronoun, an interjection, an imperative.
+_VOCATIVE_NEXT = frozenset({"MD", "PRP", "UH", "VB", "VBZ", "VBP", "VBD"})
+# What follows a speaker label: words (optionally quoted), not a value.
+_SPOKEN = regex.compile(r"[ \t]*[\"“‘']?\p{L}")
+_LINE = regex.compile(r"[^\n]+")
+# A line of one to three capitalised words (a town on an address block).
+_TOWN_LINE = regex.compile(r"[ \t]*(\p{Lu}[\p{L}'’.-]*\p{Ll}[\p{L}'’.-]*"
+                           r"(?:[ \t]+\p{Lu}[\p{L}'’.-]*){0,2})[ \t]*")
 _ESCAPED_BREAK = re.compile(r"\\[nrt]")
 _TOKEN = re.compile(r"\[[A-Z][A-Z0-9_]*(?:_\d+|:[0-9a-f]{8})\]")
 
@@ -237,6 +262,94 @@ def _offline_email_recognizer() -> Any:
     return OfflineEmailRecognizer()
 
 
+def _token_name_recognizer(label_words: frozenset[str], org_words: frozenset[str]) -> Any:
+    """Names and towns read from the analyzer's own spaCy doc (``nlp_artifacts.tokens``), so no
+    second model pass: see :class:`Detector` for the rules. Hits are ambiguous (below
+    ``ambiguous_below``) so a confident pattern over the same span names the type."""
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+    blocked = label_words | org_words | _NOT_NAMES
+
+    def candidate(tok: Any) -> bool:
+        word = tok.text
+        return (len(word) >= 3 and word[0].isupper() and word[1:].islower() and tok.is_alpha
+                and not tok.is_stop and word.lower() not in blocked
+                and not word.lower().endswith(_CLINICAL_SUFFIXES))
+
+    def line_start(text: str, idx: int) -> bool:
+        before = text[:idx].rstrip(" \t")
+        return not before or before.endswith("\n")
+
+    def sentence_start(text: str, idx: int) -> bool:
+        before = text[:idx].rstrip(" \t\"'“‘")
+        return not before or before.endswith(("\n", ".", "!", "?"))
+
+    class TokenNameRecognizer(EntityRecognizer):
+        def load(self) -> None:
+            return None
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any) -> list[Any]:
+            doc = getattr(nlp_artifacts, "tokens", None)
+            if doc is None:
+                return []
+            out: list[Any] = []
+
+            def add(entity: str, start: int, end: int, score: float) -> None:
+                if entity in entities:
+                    out.append(RecognizerResult(entity, start, end, score, recognition_metadata={
+                        "recognizer_name": "shoal_token_names",
+                        "recognizer_identifier": self.id}))
+
+            speakers: list[Any] = []
+            named_speaker = False
+            n = len(doc)
+            for i, tok in enumerate(doc):
+                if i + 1 >= n or not candidate(tok):
+                    continue
+                nxt = doc[i + 1]
+                if (nxt.text == ":" and line_start(text, tok.idx)
+                        and _SPOKEN.match(text, nxt.idx + 1) is not None):
+                    # "Ilse: Where ..." at a line start: a speaker label unless it is a header
+                    # word; what follows is words, not a value ("Zofran: 4 mg").
+                    speakers.append(tok)
+                    if tok.pos_ == "PROPN" or tok.ent_type_ == "PERSON":
+                        named_speaker = True
+                    continue
+                if not sentence_start(text, tok.idx):
+                    continue
+                before_verb = tok.pos_ == "PROPN" and nxt.tag_ in _VERB_TAGS
+                vocative = (nxt.text == "," and i + 2 < n
+                            and (doc[i + 2].tag_ in _VOCATIVE_NEXT if tok.pos_ == "PROPN"
+                                 else tok.pos_ == "NOUN" and doc[i + 2].tag_ == "MD"))
+                if before_verb or vocative:
+                    add("PERSON", tok.idx, tok.idx + len(tok), 0.49)
+            # A transcript (two or more labels, one of them a name) makes every label a speaker;
+            # a single label counts only when the tagger calls it a proper noun.
+            dialogue = named_speaker and len(speakers) >= 2
+            for tok in speakers:
+                if dialogue or tok.pos_ == "PROPN":
+                    add("PERSON", tok.idx, tok.idx + len(tok), 0.49)
+            # A town alone on its line, right above a line that is only a country or region.
+            places = {(e.start_char, e.end_char) for e in nlp_artifacts.entities
+                      if e.label_ in ("GPE", "LOC", "LOCATION")}
+            lines = [m for m in _LINE.finditer(text) if m.group(0).strip()]
+            for line, below in itertools.pairwise(lines):
+                town = _TOWN_LINE.fullmatch(line.group(0))
+                if town is None or town.group(1).lower() in blocked:
+                    continue
+                value = below.group(0)
+                lead = len(value) - len(value.lstrip())
+                span = (below.start() + lead, below.start() + len(value.rstrip()))
+                if span in places and (line.start() + town.start(1), line.start() + town.end(1)
+                                       ) not in places:
+                    add("LOCATION", line.start() + town.start(1), line.start() + town.end(1),
+                        0.45)
+            return out
+
+    return TokenNameRecognizer(supported_entities=["PERSON", "LOCATION"],
+                               name="shoal_token_names")
+
+
 def _build_nlp_engine(model_name: str) -> Any:
     import spacy
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
@@ -273,6 +386,9 @@ def _build_analyzer(pack: Pack) -> Any:
     registry.load_predefined_recognizers(nlp_engine=nlp_engine, languages=[pack.language])
     registry.remove_recognizer("EmailRecognizer")
     registry.add_recognizer(_offline_email_recognizer())
+    registry.add_recognizer(_token_name_recognizer(
+        frozenset(w.lower().strip(".:") for w in pack.ner.label_words),
+        frozenset(w.lower() for w in pack.ner.organization_words)))
     for kind in pack.kinds:
         for spec in kind.recognizers:
             registry.add_recognizer(PatternRecognizer(
@@ -520,6 +636,48 @@ def detector(pack: Pack | str = DEFAULT_PACK, *, score_threshold: float | None =
     return shared(("shoal-detector", name, id(pack) if not isinstance(pack, str) else None,
                    score_threshold),
                   lambda: Detector(pack, score_threshold=score_threshold))
+
+
+def pseudonym_pattern(pack: Pack) -> re.Pattern[str]:
+    """What this pack's masker writes in place of a value: ``[NAME_1]``, ``[NAME:1a2b3c4d]``,
+    ``[NAME]``."""
+    labels = sorted({kind.label for kind in pack.kinds}, key=len, reverse=True)
+    return re.compile(r"\[(?:" + "|".join(map(re.escape, labels)) + r")(?:_\d+|:[0-9a-f]{8})?\]")
+
+
+class Span(Protocol):
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+SpanT = TypeVar("SpanT", bound=Span)
+
+
+def outside_pseudonyms(text: str, found: Sequence[SpanT], pack: Pack) -> list[SpanT]:
+    """The hits of a re-scan that are real identifiers in the clear.
+
+    A masked text is scanned again before it leaves; the detector may tag a pseudonym itself, or
+    a pseudonym with its field label ("Dr [NAME_1]"), and those are not leaks. Everything else is.
+    """
+    tokens = [(m.start(), m.end()) for m in pseudonym_pattern(pack).finditer(text)]
+    if not tokens:
+        return list(found)
+    label_words = frozenset(w.casefold().strip(".:#") for w in pack.ner.label_words)
+    blanked = list(text)
+    for s, e in tokens:
+        blanked[s:e] = " " * (e - s)
+    rest_text = "".join(blanked)
+    out = []
+    for hit in found:
+        if not any(s < hit.end and hit.start < e for s, e in tokens):
+            out.append(hit)  # touches no pseudonym: whatever it is, it is in the clear
+            continue
+        words = re.findall(r"\w+", rest_text[hit.start:hit.end])
+        if any(w.casefold() not in label_words for w in words):
+            out.append(hit)
+    return out
 
 
 def mask(text: str, *, pack: Pack | str = DEFAULT_PACK, mode: Mode = "pseudonymize",
