@@ -129,6 +129,42 @@ def run(
 
 
 @app.command()
+def report(
+    results: Annotated[Path, typer.Argument(
+        metavar="RESULTS", help="JSONL written by `shoal run --output`.")],
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object to stdout instead of tables.")] = False,
+) -> None:
+    """Summarize a results file: statuses, escalation per node, latency, planner spend, saving.
+
+    Exit codes: 0 done; 1 some lines were unreadable (each named as FILE:LINE on stderr);
+    2 the file is missing or cannot be read. Never prints a result's output.
+    """
+    import json
+
+    from shoal.observability.report import Unreadable, render_summary, summarize_file
+
+    if not results.is_file():
+        _fail(f"{results}: no such file")
+        raise typer.Exit(2)
+
+    def named(bad: Unreadable) -> None:
+        _fail(str(bad))
+
+    try:
+        summary = summarize_file(results, on_unreadable=named)
+    except OSError as exc:
+        _fail(f"{results}: cannot read: {exc.strerror or exc}")
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict()))
+    else:
+        render_summary(summary, Console(), title=f"report: {results}")
+    if summary.unreadable:
+        raise typer.Exit(1)
+
+
+@app.command()
 def agents() -> None:
     """List the agents this installation knows (built-ins and plugins)."""
     from shoal.agents.base import agent_names, get_agent

@@ -31,6 +31,8 @@ class ErrorCode(StrEnum):
     OUTPUT_INVALID = "output_invalid"
     POLICY_VIOLATION = "policy_violation"
     INPUT_INVALID = "input_invalid"
+    EGRESS_BLOCKED = "egress_blocked"
+    BUDGET_EXHAUSTED = "budget_exhausted"
 
 
 class ShoalError(Exception):
@@ -143,6 +145,28 @@ class PolicyViolation(ShoalError):
         super().__init__(f"{where}policy {policy!r}: {message}")
         self.policy = policy
         self.node = node
+
+
+class EgressBlocked(PolicyViolation):
+    """An outbound payload still held an identifier; nothing was sent. The message names the
+    identifier types and counts, never the values."""
+
+    code = ErrorCode.EGRESS_BLOCKED
+
+    def __init__(self, message: str, *, types: dict[str, int], node: str | None = None) -> None:
+        super().__init__(message, policy="privacy_boundary", node=node)
+        self.types = types
+
+
+class BudgetExhausted(PolicyViolation):
+    """A planner budget cap would be passed; nothing was sent."""
+
+    code = ErrorCode.BUDGET_EXHAUSTED
+
+    def __init__(self, message: str, *, node: str | None = None) -> None:
+        super().__init__(message, policy="budget", node=node)
+        self.detail = message
+        """The cap's own words, without the node and policy prefix."""
 
 
 class InputError(ShoalError):

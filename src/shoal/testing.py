@@ -120,7 +120,8 @@ class FakeBackend:
                                         f"({type(exc).__name__})", node=self.name,
                                         attempts=1) from exc
         return JsonGeneration(text=text, model=self.name, data=data,
-                              usage=Usage(prompt_tokens=_words(messages)))
+                              usage=Usage(prompt_tokens=_words(messages),
+                                          completion_tokens=len(text.split())))
 
     async def score_labels(
         self, prompt: str, labels: Sequence[str], *, timeout_s: float | None = None

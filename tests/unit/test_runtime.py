@@ -145,24 +145,6 @@ def test_escalate_below_marks_the_node_and_keeps_the_local_answer():
     assert r.status == "ok"
 
 
-async def test_escalator_replaces_only_the_failing_node():
-    calls: list[str] = []
-
-    async def planner(node: str, ctx: AgentContext, local: AgentResult) -> AgentResult:
-        calls.append(node)
-        return AgentResult(output="from planner", confidence=0.99, reason="planner answered")
-
-    spec = GraphSpec(name="t", nodes={
-        "a": NodeSpec(agent="t_fixed", confidence=0.2, escalate_below=0.5),
-        "b": NodeSpec(agent="t_fixed", confidence=0.9, escalate_below=0.5)},
-        edges=[ChainEdge.parse("a -> b")])
-    g = shoal.Graph(spec, escalator=planner)
-    r = await g.arun("x")
-    assert calls == ["a"]
-    assert r.status == "escalated"
-    assert r.nodes[0].escalated and not r.nodes[1].escalated
-
-
 def test_output_node_can_be_chosen():
     g = graph({"a": {"agent": "t_fixed", "label": "A"}, "b": {"agent": "noop"}}, ["a -> b"],
               output="a")

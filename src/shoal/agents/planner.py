@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
+from shoal.errors import BudgetExhausted, EgressBlocked
 from shoal.models.base import Generator, Message
 
 SYSTEM = (
@@ -113,9 +114,15 @@ class PlannerAgent(Agent):
             draft = source.output if source is not None else None
         elif ctx.results:
             draft = ctx.results[list(ctx.results)[-1]].output
-        return await ask_planner(self.model, task=self.config.task, text=ctx.text, draft=draft,
-                                 labels=self.config.labels, max_tokens=self.config.max_tokens,
-                                 timeout_s=self.config.timeout_s)
+        try:
+            return await ask_planner(self.model, task=self.config.task, text=ctx.text,
+                                     draft=draft, labels=self.config.labels,
+                                     max_tokens=self.config.max_tokens,
+                                     timeout_s=self.config.timeout_s)
+        except (EgressBlocked, BudgetExhausted) as exc:
+            # Nothing left the machine: fall back to the local draft, with no confidence in it.
+            return AgentResult(output=draft, confidence=0.0, reason=f"{exc.code}: nothing sent, "
+                               "local draft kept")
 
 
 register(PlannerAgent.name, PlannerAgent)

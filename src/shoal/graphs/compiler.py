@@ -127,6 +127,7 @@ def check(
                                 f"{_did_you_mean(spec.escalation.planner, list(spec.models))}"))
 
     problems += _check_policies(spec, base_dir)
+    problems += _check_escalation(spec, base_dir, agent_classes, skip_topology=skip_topology)
     problems += _check_edges(spec, agent_classes, configs, skip_topology=skip_topology)
     return problems
 
@@ -160,6 +161,72 @@ def _check_policies(spec: GraphSpec, base_dir: Path | None) -> list[Problem]:
             if policy not in packs:
                 problems.append(Problem(("policies", i), f"unknown policy pack {policy!r}"
                                                          f"{_did_you_mean(policy, packs)}"))
+    return problems
+
+
+def _check_escalation(
+    spec: GraphSpec,
+    base_dir: Path | None,
+    agents: dict[str, type[Agent]],
+    *,
+    skip_topology: bool = False,
+) -> list[Problem]:
+    """Policy files, budget keys that need prices, and the privacy boundary: no path from an
+    entry may reach a remote model, directly or by escalation, without passing a masker."""
+    from shoal.graphs.spec import is_remote
+    from shoal.models.base import Generator
+    from shoal.policies.escalation import UNMASKABLE_AGENTS, resolve_rules
+
+    rules = resolve_rules(spec, base_dir)
+    problems = [Problem(("policies", i), message) for i, message in rules.problems]
+    esc = spec.escalation
+    planner = spec.models.get(esc.planner) if esc is not None else None
+    if esc is not None and planner is not None:
+        from shoal.models.registry import kind_protocols
+
+        if Generator not in kind_protocols().get(str(getattr(planner, "kind", "")), ()):
+            problems.append(Problem(("escalation", "planner"),
+                                    f"the planner {esc.planner!r} must be a Generator model "
+                                    "(kind llamacpp or openai)"))
+        if rules.budget.uses_money and getattr(planner, "price", None) is None:
+            problems.append(Problem(("escalation",), "a USD budget needs a 'price' on the "
+                                                     f"planner model {esc.planner!r}"))
+    if skip_topology:
+        return problems
+    remote = {name for name, model in spec.models.items() if is_remote(model)}
+    planner_remote = esc is not None and esc.planner in remote
+    topo = _topology(spec)
+    # Walk from the entries without stepping past a masker; `via` keeps one path for the message.
+    via: dict[str, list[str]] = {}
+    todo = [e for e in spec.entries if e in spec.nodes]
+    for e in todo:
+        via[e] = [e]
+    while todo:
+        name = todo.pop()
+        if spec.nodes[name].agent in UNMASKABLE_AGENTS:
+            continue
+        for nxt in topo.successors(name):
+            if nxt in spec.nodes and nxt not in via:
+                via[nxt] = [*via[name], nxt]
+                todo.append(nxt)
+    for name, path in via.items():
+        node = spec.nodes[name]
+        route = " -> ".join(path)
+        if node.model in remote:
+            problems.append(Problem(
+                ("nodes", name, "model"),
+                f"node {name!r} sends its input to the remote model {node.model!r}, but the "
+                f"path {route} passes no privacy_masker; put a masker before it"))
+            continue
+        rule = rules.nodes.get(name)
+        if planner_remote and rule is not None and rule.active and name in agents:
+            where: Loc = (("nodes", name, "escalate_below")
+                          if node.escalate_below is not None else ("nodes", name))
+            problems.append(Problem(
+                where,
+                f"node {name!r} can escalate to the remote planner {esc.planner!r}, but the "  # type: ignore[union-attr]
+                f"path {route} passes no privacy_masker; put a masker before it, or give it "
+                "'{below: null, on_flag: false}' in an escalation policy"))
     return problems
 
 

@@ -7,9 +7,10 @@ and halts the run, so the record comes back with its id and the batch goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from shoal.agents.base import Agent, AgentContext, AgentResult
 from shoal.errors import AgentError, ErrorCode, ShoalError
@@ -17,9 +18,8 @@ from shoal.graphs.state import ErrorRecord, Halt, NodeRecord, RunState
 from shoal.observability.logging import get_logger
 from shoal.observability.phi import arm, disarm
 
-Escalator = Callable[[str, AgentContext, AgentResult], Awaitable[AgentResult | None]]
-"""Given the node, its context and the local result, return the planner's result, or None to keep
-the local one. Wired in by the escalation policy; absent, escalation is only recorded."""
+if TYPE_CHECKING:
+    from shoal.policies.escalation import Escalator, NodeRule
 
 _log = get_logger()
 
@@ -59,20 +59,29 @@ class NodeRunner:
         agent: Agent,
         agent_name: str,
         model: str | None,
-        escalate_below: float | None,
+        rule: NodeRule | None,
         timeout_s: float | None,
         escalator: Escalator | None = None,
         route_labels: frozenset[str] | None = None,
+        labels: frozenset[str] | None = None,
+        metered: bool = False,
     ) -> None:
         self.node = node
         self.agent = agent
         self.agent_name = agent_name
         self.model = model
-        self.escalate_below = escalate_below
+        self.rule = rule
+        """When this node escalates; None: never (no rule, or a masker)."""
         self.timeout_s = timeout_s
         self.escalator = escalator
         self.route_labels = route_labels
         """Labels a route without a default accepts; None when any label may pass."""
+        self.labels = labels
+        """The labels the agent may answer with; the planner must pick one of them."""
+        self.task = (escalator.task_for(node, agent_name, rule, labels)
+                     if escalator is not None and rule is not None else "")
+        self.metered = metered
+        """Some model of the graph is remote: count its calls for this node's cost."""
 
     async def __call__(self, state: RunState) -> dict[str, Any]:
         if state.get("halt"):
@@ -94,25 +103,35 @@ class NodeRunner:
             results=_ResultsView(state.get("results", {})),
         )
         start = time.perf_counter()
-        try:
-            result = await self._call_agent(ctx)
-        except ShoalError as exc:
-            return self._failed(exc.code, exc.message, start)
-        except TimeoutError:
-            return self._failed(ErrorCode.AGENT_TIMEOUT,
-                                f"no result within {self.timeout_s:g} s", start)
-        except Exception as exc:  # an agent bug must not end the batch
-            # Only the type: a foreign exception's message may quote the input.
-            return self._failed(ErrorCode.AGENT_FAILED, f"raised {type(exc).__name__}", start)
-
-        escalate, reason = self._wants_escalation(result)
-        escalated = False
-        if escalate and self.escalator is not None:
-            planned = await self.escalator(self.node, ctx, result)
-            if planned is not None:
-                result, escalated = planned, True
-        elif escalate:
-            reason = f"{reason}; no planner configured, local answer kept"
+        with self._meter(ctx.run_id) as meter:
+            try:
+                result = await self._call_agent(ctx)
+            except ShoalError as exc:
+                return self._failed(exc.code, exc.message, start)
+            except TimeoutError:
+                return self._failed(ErrorCode.AGENT_TIMEOUT,
+                                    f"no result within {self.timeout_s:g} s", start)
+            except Exception as exc:  # an agent bug must not end the batch
+                # Only the type: a foreign exception's message may quote the input.
+                return self._failed(ErrorCode.AGENT_FAILED, f"raised {type(exc).__name__}",
+                                    start)
+            escalate, reason = self._wants_escalation(result)
+            escalated = False
+            cost: dict[str, Any] | None = None
+            if self.escalator is not None and self.rule is not None:
+                outcome = await self.escalator.decide(
+                    node=self.node, task=self.task, labels=self.labels, ctx=ctx, result=result,
+                    wants=escalate, reason=reason)
+                result, escalated, reason = outcome.result, outcome.escalated, outcome.reason
+                cost = outcome.cost.as_dict()
+            elif escalate:
+                why = ("no planner configured" if self.escalator is None
+                       else "this node never escalates")
+                reason = f"{reason}; {why}, local answer kept"
+        if meter is not None and meter.calls:
+            # What the remote calls really cost is the node's cost, whoever made them.
+            cost = {"calls": meter.calls, "planner_ms": meter.ms, "tokens": meter.tokens,
+                    "usd": meter.usd, "estimate_usd": meter.usd}
         if self.route_labels is not None and result.label not in self.route_labels:
             return self._failed(ErrorCode.AGENT_FAILED,
                                 f"label {result.label!r} has no route and the route has no "
@@ -130,6 +149,7 @@ class NodeRunner:
             "reason": reason,
             "refuse": result.refuse,
             "latency_ms": latency_ms,
+            "cost": cost,
         }
         _log.info(
             "node_finished", run_id=ctx.run_id, record_id=ctx.record_id, node=self.node,
@@ -144,6 +164,13 @@ class NodeRunner:
             update["halt"] = Halt(status="refused", error=None)
         return update
 
+    def _meter(self, run_id: str) -> Any:
+        if not self.metered:
+            return contextlib.nullcontext(None)
+        from shoal.policies.boundary import metering
+
+        return metering(run_id, self.node)
+
     async def _call_agent(self, ctx: AgentContext) -> AgentResult:
         if self.timeout_s is None:
             result = await self.agent.run(ctx)
@@ -156,12 +183,13 @@ class NodeRunner:
         return result
 
     def _wants_escalation(self, result: AgentResult) -> tuple[bool, str | None]:
-        if result.escalate:
+        rule = self.rule
+        if result.escalate and (rule is None or rule.on_flag):
             return True, result.reason or "agent asked to escalate"
-        if self.escalate_below is not None and result.confidence < self.escalate_below:
+        below = rule.below if rule is not None else None
+        if below is not None and result.confidence < below:
             why = f" ({result.reason})" if result.reason else ""
-            return True, (f"confidence {result.confidence:.3f} below "
-                          f"{self.escalate_below:g}{why}")
+            return True, f"confidence {result.confidence:.3f} below {below:g}{why}"
         return False, result.reason
 
     def _failed(self, code: ErrorCode, message: str, start: float) -> dict[str, Any]:

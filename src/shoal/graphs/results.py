@@ -46,6 +46,22 @@ class NodeEvent(NodeTrace):
     record_id: str
 
 
+class RunCost(_Frozen):
+    """What a run spent, locally and on the planner, and what sending it all to the planner
+    would have cost (the saving a report shows)."""
+
+    local_ms: float = 0.0
+    """Wall time not spent waiting on the planner."""
+    planner_ms: float = 0.0
+    planner_calls: int = 0
+    planner_tokens: int = 0
+    planner_usd: float = 0.0
+    all_planner_usd_estimate: float = 0.0
+    """Estimated price of sending every escalation-eligible node of this run to the planner:
+    actual prices for the nodes that went, and for the rest the payload's tokens (characters / 4)
+    plus the planner's mean answer length so far, at the planner's prices."""
+
+
 class RunResult(_Frozen):
     """One input's outcome. Serialized as one JSONL line by ``shoal run``."""
 
@@ -56,6 +72,7 @@ class RunResult(_Frozen):
     error: ErrorInfo | None = None
     run_id: str | None = None
     latency_ms: float | None = None
+    cost: RunCost | None = None
 
 
 class Record(_Frozen):

@@ -15,11 +15,22 @@ from shoal.agents.base import get_agent
 from shoal.errors import BackendError, ErrorCode, InputError, ShoalError, SpecError
 from shoal.graphs.compiler import Compiled, check, compile_spec
 from shoal.graphs.loader import SourceMap, load_spec, problems_to_issues
-from shoal.graphs.node import Escalator, NodeRunner
-from shoal.graphs.results import ErrorInfo, NodeEvent, NodeTrace, Record, RunResult, Status
-from shoal.graphs.spec import GraphSpec
+from shoal.graphs.node import NodeRunner
+from shoal.graphs.results import (
+    ErrorInfo,
+    NodeEvent,
+    NodeTrace,
+    Record,
+    RunCost,
+    RunResult,
+    Status,
+)
+from shoal.graphs.spec import GraphSpec, is_remote
 from shoal.graphs.state import NodeRecord, RunState
 from shoal.observability.logging import get_logger
+from shoal.policies.boundary import RemoteGuard
+from shoal.policies.budget import Budget
+from shoal.policies.escalation import Escalator, resolve_rules
 
 DEFAULT_CONCURRENCY = max(4, 4 * (os.cpu_count() or 1))
 """Runs in flight per batch. Model calls are bounded separately by the model pool's executor;
@@ -39,13 +50,13 @@ class Graph:
         *,
         base_dir: str | Path | None = None,
         source: SourceMap | None = None,
-        escalator: Escalator | None = None,
         models: Mapping[str, Any] | None = None,
         checked: bool = False,
     ) -> None:
         """``models`` overrides backends by model name (a pre-built or shared backend, or a
         fake in unit tests); every other model a node names is built from the spec, each model
-        file loaded once per process."""
+        file loaded once per process. Remote models (``kind: openai``) are wrapped either way in
+        the privacy boundary's guard (egress scan, budget, metering)."""
         base = Path(base_dir) if base_dir else None
         if not checked:
             problems = check(spec, base_dir=base)
@@ -53,8 +64,15 @@ class Graph:
                 raise SpecError(problems_to_issues(problems, source, spec.name))
         self.spec = spec
         self.source = source
-        self._escalator = escalator
-        self.models = _build_models(spec, base, models or {})
+        self.rules = resolve_rules(spec, base)
+        self.budget = Budget(self.rules.budget)
+        self.models = _build_models(spec, base, models or {}, self.budget)
+        self._metered = any(isinstance(m, RemoteGuard) for m in self.models.values())
+        self.escalator: Escalator | None = None
+        if spec.escalation is not None:
+            self.escalator = Escalator(self.models[spec.escalation.planner], budget=self.budget,
+                                       max_tokens=spec.escalation.max_tokens,
+                                       timeout_s=spec.escalation.timeout_s)
         self._compiled: Compiled = compile_spec(spec, self._runner)
         self._recursion_limit = 2 * len(spec.nodes) + 10
         self._output_node = spec.output
@@ -79,10 +97,12 @@ class Graph:
                       model=self.models.get(node.model) if node.model else None),
             agent_name=node.agent,
             model=node.model,
-            escalate_below=node.escalate_below,
+            rule=self.rules.nodes.get(name),
             timeout_s=node.timeout_s,
-            escalator=self._escalator,
+            escalator=self.escalator,
             route_labels=route_labels,
+            labels=cls.labels(config),
+            metered=self._metered,
         )
 
     @property
@@ -123,6 +143,7 @@ class Graph:
             return _error_result(record_id, run_id, info, start)
         finally:
             _end_of_run(run_id)
+            self.budget.end_run(run_id)
         _log.info("run_finished", run_id=run_id, record_id=record_id, status=result.status,
                   latency_ms=round(result.latency_ms or 0.0, 3), nodes=len(result.nodes))
         return result
@@ -167,6 +188,7 @@ class Graph:
             return
         finally:
             _end_of_run(run_id)
+            self.budget.end_run(run_id)
         yield self._result(merged, record_id, run_id, start)
 
     # --- batches --------------------------------------------------------------------------------
@@ -270,7 +292,23 @@ class Graph:
             output_record = records.get(order[-1]) if order else None
         output = output_record["output"] if output_record is not None else None
         return RunResult(id=record_id, run_id=run_id, status=status, output=output, nodes=nodes,
-                         latency_ms=latency_ms)
+                         latency_ms=latency_ms, cost=_cost(records.values(), latency_ms))
+
+
+def _cost(records: Iterable[NodeRecord], latency_ms: float) -> RunCost:
+    calls = tokens = 0
+    planner_ms = usd = estimate = 0.0
+    for r in records:
+        c = r.get("cost")
+        if c:
+            calls += c["calls"]
+            tokens += c["tokens"]
+            planner_ms += c["planner_ms"]
+            usd += c["usd"]
+            estimate += c["estimate_usd"]
+    return RunCost(local_ms=max(0.0, latency_ms - planner_ms), planner_ms=planner_ms,
+                   planner_calls=calls, planner_tokens=tokens, planner_usd=usd,
+                   all_planner_usd_estimate=estimate)
 
 
 def _end_of_run(run_id: str) -> None:
@@ -282,21 +320,40 @@ def _end_of_run(run_id: str) -> None:
 
 
 def _build_models(
-    spec: GraphSpec, base_dir: Path | None, given: Mapping[str, Any]
+    spec: GraphSpec, base_dir: Path | None, given: Mapping[str, Any], budget: Budget
 ) -> dict[str, Any]:
     from shoal.models.registry import build_model
 
     used = {node.model for node in spec.nodes.values() if node.model is not None}
+    if spec.escalation is not None:
+        used.add(spec.escalation.planner)
+    pack = _masker_pack(spec)
     built: dict[str, Any] = {}
     for name in sorted(used):
+        model_spec = spec.models[name]
         if name in given:
-            built[name] = given[name]
-            continue
-        try:
-            built[name] = build_model(spec.models[name], base_dir)
-        except ShoalError as exc:
-            raise BackendError(f"model {name!r}: {exc.message}", backend=name) from exc
+            model = given[name]
+        else:
+            try:
+                model = build_model(model_spec, base_dir)
+            except ShoalError as exc:
+                raise BackendError(f"model {name!r}: {exc.message}", backend=name) from exc
+        if is_remote(model_spec) and not isinstance(model, RemoteGuard):
+            model = RemoteGuard(model, model=name, pack=pack,
+                                price=getattr(model_spec, "price", None), budget=budget)
+        built[name] = model
     return built
+
+
+def _masker_pack(spec: GraphSpec) -> str:
+    """The pack the egress scan uses: the first masker's, else the default Safe Harbor pack."""
+    for node in spec.nodes.values():
+        if node.agent == "privacy_masker":
+            pack = node.agent_config.get("pack")
+            if isinstance(pack, str):
+                return pack
+            break
+    return "hipaa_safe_harbor"
 
 
 _TRACE_KEYS = tuple(NodeTrace.model_fields)

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from shoal.policies.budget import BudgetSpec
+
 SPEC_VERSION: Literal[1] = 1
 END = "END"
 RESERVED_NODE_NAMES = frozenset({END, "START", "__start__", "__end__"})
@@ -219,11 +221,22 @@ SPEC_TAGS = frozenset({"chain", "route", *MODEL_KINDS})
 # --- graph --------------------------------------------------------------------------------------
 
 
-class EscalationSpec(_Strict):
-    """Where escalated nodes go, and how much of the traffic may go there."""
+class EscalationSpec(BudgetSpec):
+    """Where escalated nodes go, how much may go there (the budget keys), and how long and how
+    much the planner may answer. Escalation policy files can override the budget keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     planner: str
-    max_share: float = Field(default=1.0, ge=0.0, le=1.0)
+    max_tokens: int = Field(default=256, ge=16)
+    """Cap on the planner's answer per escalation."""
+    timeout_s: float | None = Field(default=None, gt=0)
+    """Per escalation; default: the planner model's own timeout."""
+
+    @property
+    def budget(self) -> BudgetSpec:
+        return BudgetSpec.model_validate(self.model_dump(include=set(BudgetSpec.model_fields),
+                                                         exclude_unset=True))
 
 
 class GraphSpec(_Strict):

@@ -33,6 +33,8 @@ class NodeRecord(TypedDict):
     reason: str | None
     refuse: bool
     latency_ms: float
+    cost: dict[str, Any] | None
+    """Planner spending of this node (see ``policies.escalation.NodeCost``); None: no rule."""
 
 
 class ErrorRecord(TypedDict):
