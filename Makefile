@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT := out
 
-.PHONY: all venv test lint typecheck unit demo bench guard-model clean
+.PHONY: all venv test lint typecheck unit demo bench guard-model clean healthcare-data
 
 all: test
 
@@ -61,3 +61,10 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache
+
+# The healthcare example's synthetic messages and triage model are committed (small); this
+# rebuilds them. evaluate_triage.py then reports accuracy on the family-disjoint test split.
+healthcare-data: venv
+	$(PY) examples/healthcare/data/make_messages.py
+	$(VENV)/bin/shoal train-classifier examples/healthcare/data/train.jsonl \
+	    -o examples/healthcare/models/triage.onnx --kind tfidf

@@ -37,8 +37,9 @@ def _bad(path: Path, line: int, record_id: str, message: str) -> BadLine:
     return BadLine(RunResult(id=record_id, status="error", error=info))
 
 
-def read_records(path: Path) -> Iterator[Record | BadLine]:
-    """Yield one Record or BadLine per non-blank line of a JSONL file, in order."""
+def read_records(path: Path, *, require_label: bool = False) -> Iterator[Record | BadLine]:
+    """Yield one Record or BadLine per non-blank line of a JSONL file, in order. With
+    ``require_label`` (labelled data for calibration) a line needs a string ``label`` too."""
     seen: dict[str, int] = {}
     with path.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
@@ -80,8 +81,13 @@ def read_records(path: Path) -> Iterator[Record | BadLine]:
                 yield _bad(path, line_no, record_id,
                            f"duplicate id (first at line {seen[record_id]}); ids must be unique")
                 continue
+            label = data.get("label")
+            if require_label and (not isinstance(label, str) or not label):
+                yield _bad(path, line_no, record_id, "missing 'label' (a non-empty string)")
+                continue
             seen[record_id] = line_no
-            yield Record(id=record_id, text=data["text"])
+            yield Record(id=record_id, text=data["text"],
+                         label=label if isinstance(label, str) else None)
 
 
 def count_lines(path: Path) -> int:

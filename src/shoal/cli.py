@@ -61,6 +61,10 @@ def validate(
                 _fail(str(issue))
             _fail(f"{path}: {len(exc.issues)} error(s)")
             continue
+        except ShoalError as exc:  # a model that cannot be loaded or configured
+            failed = True
+            _fail(f"{path}: {exc.message}")
+            continue
         spec = graph.spec
         typer.echo(f"ok: {path}: graph {spec.name!r}, {len(spec.nodes)} nodes, "
                    f"{len(spec.edges)} edges, {len(spec.models)} models")
@@ -162,6 +166,119 @@ def report(
         render_summary(summary, Console(), title=f"report: {results}")
     if summary.unreadable:
         raise typer.Exit(1)
+
+
+class PlannerChoice(StrEnum):
+    live = "live"
+    oracle = "oracle"
+
+
+@app.command()
+def calibrate(
+    graph_path: Annotated[Path, typer.Argument(metavar="GRAPH", help="Graph YAML file.")],
+    data: Annotated[Path, typer.Option("--data", "-d",
+                                       help="JSONL of {\"id\", \"text\", \"label\"} lines.")],
+    node: Annotated[str | None, typer.Option(
+        help="The node to calibrate (default: the only node whose agent has labels).")] = None,
+    target_share: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Largest share of records the planner may get.")] = 0.2,
+    planner: Annotated[PlannerChoice, typer.Option(
+        help="live: ask the graph's planner for every record; oracle: assume it is right "
+             "(nothing is sent).")] = PlannerChoice.live,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Escalation policy file to write (default: "
+                               "GRAPH-calibrated.yaml next to the graph).")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Also write the whole curve and metrics as JSON here.")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1)] = 8,
+) -> None:
+    """Sweep a node's escalation threshold on labelled data: quality vs planner share, PGR,
+    APGR and CPT as RouteLLM defines them next to random routing, and write the threshold that
+    is best within --target-share to an escalation policy file."""
+    from shoal import _calibrate
+    from shoal._batch import BadLine, read_records
+    from shoal.graphs.results import Record
+
+    configure_logging("warning", stream=sys.stderr)
+    if not data.is_file():
+        _fail(f"{data}: no such file")
+        raise typer.Exit(2)
+    try:
+        graph = _load(graph_path)
+    except typer.Exit:
+        raise
+    target = node or _labelled_node(graph)
+    records: list[Record] = []
+    bad = 0
+    for item in read_records(data, require_label=True):
+        if isinstance(item, BadLine):
+            bad += 1
+            _fail(item.result.error.message if item.result.error else "bad line")
+        else:
+            records.append(item)
+    if not records:
+        _fail(f"{data}: no labelled records")
+        raise typer.Exit(2)
+    console = Console()
+    try:
+        summary, collected = _calibrate.run(
+            graph_path, node=target, mode=planner.value, concurrency=concurrency,
+            records=records, target_share=target_share, console=_err)
+    except (ValueError, ShoalError) as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    _calibrate.render(summary, collected, console, node=target, mode=planner.value)
+    policy = output or graph_path.with_name(f"{graph_path.stem}-calibrated.yaml")
+    _calibrate.write_policy(policy, graph=graph.name, node=target, summary=summary,
+                            mode=planner.value, data=data)
+    console.print(f"wrote {policy} (add it to the graph's 'policies:' to use it)")
+    if json_out is not None:
+        json_out.write_text(_calibrate.summary_json(summary, collected) + "\n",
+                            encoding="utf-8")
+    if bad:
+        raise typer.Exit(1)
+
+
+def _labelled_node(graph: Graph) -> str:
+    from shoal.agents.base import get_agent
+
+    found = []
+    for name, spec in graph.spec.nodes.items():
+        cls = get_agent(spec.agent)
+        if cls is not None and cls.labels(cls.Config.model_validate(spec.agent_config)):
+            found.append(name)
+    if len(found) != 1:
+        _fail(f"say which node to calibrate with --node (labelled nodes: "
+              f"{', '.join(found) or 'none'})")
+        raise typer.Exit(2)
+    return found[0]
+
+
+@app.command("planner-server")
+def planner_server(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8765,
+    model: Annotated[str, typer.Option(help="Embedded GGUF chat model.")] = (
+        "smollm2-135m-instruct"),
+) -> None:
+    """Serve an embedded model as an OpenAI-compatible planner on 127.0.0.1 until Ctrl-C (a
+    stand-in for a real planner: llama_cpp.server, nothing leaves the machine)."""
+    import contextlib
+    import signal
+    import threading
+
+    from shoal.models.local_server import serve_embedded
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with serve_embedded(model, port=port, warmup=True) as server:
+            typer.echo(f"planner: {server.base_url} (model {server.model_id!r}); Ctrl-C stops it",
+                       err=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+    except ShoalError as exc:
+        _fail(exc.message)
+        raise typer.Exit(2) from None
 
 
 @app.command()

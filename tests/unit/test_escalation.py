@@ -78,6 +78,7 @@ async def test_escalated_output_replaces_the_node_output() -> None:
     r = await g.arun("x")
     assert r.output["answer"] == "planner says hi"
     assert r.nodes[2].confidence == pytest.approx(0.77)
+    assert r.output["local"] == {"label": None, "confidence": 0.1, "output": {"local": "c"}}
 
 
 async def test_agent_flag_escalates_unless_the_policy_says_otherwise(tmp_path: Path) -> None:

@@ -350,6 +350,29 @@ def test_token_rules_find_names_the_model_misses(det: privacy.Detector, text: st
     assert value not in det.mask(text).masked
 
 
+PORTAL_NAMES: list[tuple[str, str, str]] = [
+    # (message, the name, a word that must stay)
+    ("Hi, Rosalind Featherstonehaugh here. I need to move my appointment.",
+     "Featherstonehaugh", "appointment"),
+    ("Hello, this is Ann Lee. I'm worried about my cough.", "Ann Lee", "worried"),
+    ("My name is Ike Obiora and my refill ran out.", "Ike Obiora", "refill"),
+    ("The bill is wrong. - Ottoline Marchbanks", "Marchbanks", "bill"),
+    ("Please call me back. Thanks, Ada Quist", "Ada Quist", "Please"),
+    ("Hi Doctor, I need help with my inhaler.", "", "Doctor"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("text", "name", "kept"), PORTAL_NAMES,
+                         ids=[f"portal-{i}" for i in range(len(PORTAL_NAMES))])
+def test_names_in_greetings_and_signatures_are_masked(det: privacy.Detector, text: str,
+                                                      name: str, kept: str):
+    masked = det.mask(text).masked
+    if name:
+        assert name not in masked and "[NAME_1]" in masked
+    assert kept in masked
+
+
 @pytest.mark.slow
 def test_place_in_an_institution_name_is_masked(det: privacy.Detector):
     masked = det.mask("She graduated from the University of Tarrowby in 2010. "

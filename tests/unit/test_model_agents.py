@@ -124,13 +124,16 @@ def test_planner_node_answers_under_its_schema(planner_server: Any):
         name="plan",
         models={"planner": OpenAIModelSpec(kind="openai", base_url=planner_server.base_url,
                                            model=planner_server.model_id, timeout_s=120)},
-        nodes={"plan": shoal.NodeSpec(agent="planner", model="planner",
+        nodes={"mask": shoal.NodeSpec(agent="privacy_masker"),
+               "plan": shoal.NodeSpec(agent="planner", model="planner",
                                       task="Classify the message.",
                                       labels=["billing", "appointment"])},
+        edges=[shoal.ChainEdge.parse("mask -> plan")],
     )
-    result = shoal.Graph(spec).run("[NAME_1] asks why the invoice shows two charges.")
+    result = shoal.Graph(spec).run("Ann Whitlock asks why the invoice shows two charges.")
     assert result.status == "ok", result.error
+    assert result.nodes[-1].node == "plan"
     assert result.output["label"] in {"billing", "appointment"}
     assert isinstance(result.output["answer"], str)
     assert result.output["usage"]["prompt_tokens"] > 0
-    assert 0.0 <= result.nodes[0].confidence <= 1.0
+    assert 0.0 <= result.nodes[-1].confidence <= 1.0

@@ -80,3 +80,5 @@ class Record(_Frozen):
 
     id: str
     text: str
+    label: str | None = None
+    """The gold label, in labelled data (``shoal calibrate``); runs ignore it."""

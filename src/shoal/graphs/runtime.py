@@ -29,8 +29,8 @@ from shoal.graphs.spec import GraphSpec, is_remote
 from shoal.graphs.state import NodeRecord, RunState
 from shoal.observability.logging import get_logger
 from shoal.policies.boundary import RemoteGuard
-from shoal.policies.budget import Budget
-from shoal.policies.escalation import Escalator, resolve_rules
+from shoal.policies.budget import Budget, BudgetSpec
+from shoal.policies.escalation import Escalator, NodeRule, resolve_rules
 
 DEFAULT_CONCURRENCY = max(4, 4 * (os.cpu_count() or 1))
 """Runs in flight per batch. Model calls are bounded separately by the model pool's executor;
@@ -52,11 +52,15 @@ class Graph:
         source: SourceMap | None = None,
         models: Mapping[str, Any] | None = None,
         checked: bool = False,
+        rules: Mapping[str, NodeRule | None] | None = None,
+        budget: BudgetSpec | None = None,
     ) -> None:
         """``models`` overrides backends by model name (a pre-built or shared backend, or a
         fake in unit tests); every other model a node names is built from the spec, each model
         file loaded once per process. Remote models (``kind: openai``) are wrapped either way in
-        the privacy boundary's guard (egress scan, budget, metering)."""
+        the privacy boundary's guard (egress scan, budget, metering). ``rules`` and ``budget``
+        replace the escalation rules of some nodes and the budget (for tools; graphs say it in
+        YAML)."""
         base = Path(base_dir) if base_dir else None
         if not checked:
             problems = check(spec, base_dir=base)
@@ -65,7 +69,11 @@ class Graph:
         self.spec = spec
         self.source = source
         self.rules = resolve_rules(spec, base)
-        self.budget = Budget(self.rules.budget)
+        if rules is not None:
+            # Tools such as ``shoal calibrate`` decide per node; the compiler's privacy check
+            # already ran on the graph's own rules.
+            self.rules.nodes.update(rules)
+        self.budget = Budget(budget if budget is not None else self.rules.budget)
         self.models = _build_models(spec, base, models or {}, self.budget)
         self._metered = any(isinstance(m, RemoteGuard) for m in self.models.values())
         self.escalator: Escalator | None = None
@@ -91,17 +99,21 @@ class Graph:
         for edge in self.spec.edges:
             if getattr(edge, "source", None) == name and edge.default is None:  # type: ignore[union-attr]
                 route_labels = frozenset(edge.labelled)  # type: ignore[union-attr]
+        model = self.models.get(node.model) if node.model else None
+        labels = cls.labels(config)
+        model_labels = getattr(model, "labels", None)
+        if labels is None and isinstance(model_labels, tuple):
+            labels = frozenset(model_labels)  # a trained classifier knows its own labels
         return NodeRunner(
             node=name,
-            agent=cls(config, node=name,
-                      model=self.models.get(node.model) if node.model else None),
+            agent=cls(config, node=name, model=model),
             agent_name=node.agent,
             model=node.model,
             rule=self.rules.nodes.get(name),
             timeout_s=node.timeout_s,
             escalator=self.escalator,
             route_labels=route_labels,
-            labels=cls.labels(config),
+            labels=labels,
             metered=self._metered,
         )
 

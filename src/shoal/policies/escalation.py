@@ -264,8 +264,12 @@ class Escalator:
                               f"planner failed ({exc.code}: {exc.message[:200]})", estimate)
         planner_ms = (time.perf_counter() - start) * 1000.0
         output = dict(planned.output) if isinstance(planned.output, dict) else planned.output
-        if isinstance(output, dict) and isinstance(output.get("answer"), str):
-            output["answer"] = _unmask(ctx.run_id, output["answer"])
+        if isinstance(output, dict):
+            if isinstance(output.get("answer"), str):
+                output["answer"] = _unmask(ctx.run_id, output["answer"])
+            # The local answer stays on record: audits and calibration compare the two.
+            output["local"] = {"label": result.label, "confidence": result.confidence,
+                               "output": result.output}
         usage = output.get("usage", {}) if isinstance(output, dict) else {}
         tokens = int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
         usd = float(output.get("cost_usd") or 0.0) if isinstance(output, dict) else 0.0
