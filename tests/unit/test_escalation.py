@@ -201,3 +201,15 @@ def test_budget_share_window_slides() -> None:
     for _ in range(3):
         assert budget.decide(False) is None
     assert budget.decide(True) is None  # the two calls have slid out of the window
+
+
+def test_a_builtin_escalation_policy_sets_the_budget() -> None:
+    rules = resolve_rules(spec({"a": {"agent": "noop"}}, policies=["planner_share_20"]), None)
+    assert (rules.budget.max_share, rules.budget.window) == (0.2, 200)
+
+
+def test_an_escalation_policy_is_not_an_identifier_pack() -> None:
+    from shoal.policies.packs import load_pack
+
+    with pytest.raises(SpecError, match="escalation policy, not an identifier pack"):
+        load_pack("planner_share_20")

@@ -136,9 +136,10 @@ def resolve_rules(spec: GraphSpec, base_dir: Path | None) -> Rules:
     budget = spec.escalation.budget if spec.escalation is not None else BudgetSpec()
     problems: list[tuple[int, str]] = []
     for i, entry in enumerate(spec.policies):
-        if not entry.endswith((".yaml", ".yml")):
-            continue  # a built-in identifier pack, for maskers
-        path = Path(entry) if base_dir is None else base_dir / entry
+        if entry.endswith((".yaml", ".yml")):
+            path = Path(entry) if base_dir is None else base_dir / entry
+        else:
+            path = _builtin(entry)  # a built-in pack: an escalation policy or identifiers
         if not _is_policy_file(path):
             continue
         try:
@@ -158,6 +159,12 @@ def resolve_rules(spec: GraphSpec, base_dir: Path | None) -> Rules:
         if node.agent in UNMASKABLE_AGENTS:
             nodes[name] = None
     return Rules(nodes=nodes, budget=budget, problems=problems)
+
+
+def _builtin(name: str) -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("shoal.policies") / "packs" / f"{name}.yaml"))
 
 
 def _is_policy_file(path: Path) -> bool:

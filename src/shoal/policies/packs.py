@@ -259,6 +259,10 @@ def _load_cached(path: str, label: str, _mtime_ns: int) -> Pack:
         if not isinstance(data, dict):
             raise SpecError([SpecIssue(SourceLocation(label, 1, 1), "",
                                        "a pack must be a mapping")])
+        if "escalation" in data and "pack" not in data:
+            raise SpecError([SpecIssue(SourceLocation(label, 1, 1), "",
+                                       "this is an escalation policy, not an identifier pack: "
+                                       "list it under the graph's 'policies:'")])
         try:
             return Pack.model_validate(data)
         except ValidationError as exc:
