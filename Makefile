@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT := out
 
-.PHONY: all venv test lint typecheck unit demo bench guard-model clean healthcare-data
+.PHONY: all venv test lint typecheck unit demo quickstart bench guard-model clean healthcare-data
 
 all: test
 
@@ -41,7 +41,15 @@ test: venv lint typecheck
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
 
+# The healthcare cascade over a stratified sample of the test split (15 per class), with a
+# local stand-in planner started and stopped by the script unless SHOAL_PLANNER_URL is set.
+# DEMO_ARGS=--all runs every test message.
 demo: venv
+	@mkdir -p $(OUT)
+	$(VENV)/bin/shoal validate examples/healthcare/cascade.yaml
+	$(PY) examples/healthcare/demo.py --output $(OUT)/healthcare.jsonl $(DEMO_ARGS)
+
+quickstart: venv
 	@mkdir -p $(OUT)
 	$(VENV)/bin/shoal validate examples/quickstart/graph.yaml
 	$(VENV)/bin/shoal run examples/quickstart/graph.yaml \
@@ -62,9 +70,8 @@ bench: venv
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache
 
-# The healthcare example's synthetic messages and triage model are committed (small); this
-# rebuilds them. evaluate_triage.py then reports accuracy on the family-disjoint test split.
+# The healthcare example's synthetic messages, triage and guard models are committed (small);
+# this rebuilds them (models trained on the masked training split).
 healthcare-data: venv
 	$(PY) examples/healthcare/data/make_messages.py
-	$(VENV)/bin/shoal train-classifier examples/healthcare/data/train.jsonl \
-	    -o examples/healthcare/models/triage.onnx --kind tfidf
+	$(PY) examples/healthcare/build_models.py

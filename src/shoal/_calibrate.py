@@ -21,7 +21,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from shoal.graphs.loader import load_spec
+from shoal.errors import SpecError
+from shoal.graphs.compiler import check
+from shoal.graphs.loader import load_spec, problems_to_issues
 from shoal.graphs.results import Record, RunResult
 from shoal.graphs.runtime import Graph
 from shoal.graphs.spec import END, ChainEdge, GraphSpec, RouteEdge
@@ -76,9 +78,12 @@ def prefix_spec(spec: GraphSpec, node: str) -> GraphSpec:
 
 
 def calibration_graph(path: Path, node: str, mode: PlannerMode) -> Graph:
-    spec, _source = load_spec(path)
+    spec, source = load_spec(path)
     if node not in spec.nodes:
         raise ValueError(f"graph {spec.name!r} has no node {node!r}")
+    problems = check(spec, base_dir=path.parent)
+    if problems:  # the whole graph must be sound; the cut below is checked through it
+        raise SpecError(problems_to_issues(problems, source, spec.name))
     cut = prefix_spec(spec, node)
     if mode == "oracle":
         cut = cut.model_copy(update={"escalation": None})
@@ -90,7 +95,7 @@ def calibration_graph(path: Path, node: str, mode: PlannerMode) -> Graph:
         # threshold above any confidence); the budget must not cut the sweep short.
         rules[name] = (NodeRule.model_construct(below=1.01, on_flag=True, task=None)
                        if name == node and mode == "live" else None)
-    return Graph(cut, base_dir=path.parent, rules=rules, budget=BudgetSpec())
+    return Graph(cut, base_dir=path.parent, rules=rules, budget=BudgetSpec(), checked=True)
 
 
 def example_of(result: RunResult, node: str, gold: str, mode: PlannerMode

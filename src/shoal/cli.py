@@ -51,6 +51,7 @@ def validate(
     graphs: Annotated[list[Path], typer.Argument(help="Graph YAML files to check.")],
 ) -> None:
     """Check graph files; print every mistake as FILE:LINE:COL, or a one-line summary each."""
+    configure_logging("warning", stream=sys.stderr)
     failed = False
     for path in graphs:
         try:

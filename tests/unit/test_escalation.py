@@ -213,3 +213,14 @@ def test_an_escalation_policy_is_not_an_identifier_pack() -> None:
 
     with pytest.raises(SpecError, match="escalation policy, not an identifier pack"):
         load_pack("planner_share_20")
+
+
+async def test_attach_keeps_the_local_output_and_adds_the_planners(tmp_path: Path) -> None:
+    nodes = {"urgent": {"agent": "template_reply", "default": "Call 911 now.", "escalate": True}}
+    planner = FakeBackend(replies=[answer("handoff for the on-call clinician")])
+    (tmp_path / "p.yaml").write_text("escalation: 1\nname: p\nnodes:\n  urgent: {attach: true}\n")
+    g = shoal.Graph(spec(nodes, policies=["p.yaml"]), base_dir=tmp_path, models={"big": planner})
+    r = await g.arun("x")
+    assert r.status == "escalated" and r.nodes[0].escalated
+    assert r.output["answer"] == "Call 911 now."
+    assert r.output["planner"]["answer"] == "handoff for the on-call clinician"

@@ -92,6 +92,9 @@ class TemplateReplyConfig(AgentConfig):
     """The reply when the label has no template."""
     from_node: str | None = None
     """Whose label picks the template; default: the latest earlier node that set a label."""
+    escalate: bool = False
+    """Flag every reply of this node for the planner (with an escalation rule ``attach: true``
+    the fixed reply still goes out and the planner's answer is attached)."""
 
 
 class TemplateReply(Agent):
@@ -111,13 +114,17 @@ class TemplateReply(Agent):
                 if result.label is not None:
                     label = result.label
                     break
+        flag = self.config.escalate
+        why = "this reply is always escalated" if flag else None
         if label is not None and label in self.config.templates:
-            return AgentResult(output=self.config.templates[label], label=label, confidence=1.0)
+            return AgentResult(output=self.config.templates[label], label=label, confidence=1.0,
+                               escalate=flag, reason=why)
         return AgentResult(
             output=self.config.default,
             label=label,
             confidence=0.5,
-            reason=f"no template for label {label!r}",
+            escalate=flag,
+            reason=why or f"no template for label {label!r}",
         )
 
 

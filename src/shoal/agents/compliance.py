@@ -139,6 +139,10 @@ class ComplianceConfig(AgentConfig):
     emergency_label: str = "emergency"
     emergency_instruction: str = Field(default=DEFAULT_EMERGENCY, min_length=1)
     emergency_patterns: list[str] = Field(default_factory=list)
+    allow_sender_identifiers: bool = False
+    """For a reply going back to the person who wrote the message: identifiers that the run's
+    own input held (its vault has them) may appear, others may not. Never set it on a check of
+    a payload to a remote model."""
     on_fail: Literal["escalate", "refuse", "raise"] = "escalate"
     fail_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
     audit_log: str | None = None
@@ -320,6 +324,11 @@ class ComplianceChecker(Agent):
             from shoal.policies.privacy import outside_pseudonyms
 
             unmasked = outside_pseudonyms(text, found, self._pack)
+            if self.config.allow_sender_identifiers and unmasked:
+                from shoal.policies.privacy import vault_for
+
+                vault = vault_for(ctx.run_id)
+                unmasked = [h for h in unmasked if not vault.holds(text[h.start:h.end])]
         emergency, source = False, ""
         if "emergency_routed" in self.config.checks:
             if self.config.emergency_from is not None:

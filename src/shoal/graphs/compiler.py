@@ -288,8 +288,11 @@ def _check_edges(
         if entry not in nodes:
             problems.append(Problem(("entry",), f"entry node {entry!r} does not exist"
                                                 f"{_did_you_mean(entry, list(nodes))}"))
-    if spec.output is not None and spec.output not in nodes:
-        problems.append(Problem(("output",), f"output node {spec.output!r} does not exist"))
+    outputs = [spec.output] if isinstance(spec.output, str) else (spec.output or [])
+    for name in outputs:
+        if name not in nodes:
+            problems.append(Problem(("output",), f"output node {name!r} does not exist"
+                                                 f"{_did_you_mean(name, list(nodes))}"))
     if problems or skip_topology:
         return problems  # reachability over broken edges would only repeat them
 

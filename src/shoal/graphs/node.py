@@ -121,7 +121,7 @@ class NodeRunner:
             if self.escalator is not None and self.rule is not None:
                 outcome = await self.escalator.decide(
                     node=self.node, task=self.task, labels=self.labels, ctx=ctx, result=result,
-                    wants=escalate, reason=reason)
+                    wants=escalate, reason=reason, attach=self.rule.attach)
                 result, escalated, reason = outcome.result, outcome.escalated, outcome.reason
                 cost = outcome.cost.as_dict()
             elif escalate:

@@ -83,7 +83,9 @@ class Graph:
                                        timeout_s=spec.escalation.timeout_s)
         self._compiled: Compiled = compile_spec(spec, self._runner)
         self._recursion_limit = 2 * len(spec.nodes) + 10
-        self._output_node = spec.output
+        self._outputs: list[str] | None = (
+            None if spec.output is None
+            else [spec.output] if isinstance(spec.output, str) else list(spec.output))
 
     @classmethod
     def from_yaml(cls, path: str | Path, *, env: Mapping[str, str] | None = None) -> Graph:
@@ -298,8 +300,11 @@ class Graph:
         status: Status = "refused" if halt else "ok"
         if status == "ok" and any(n.escalated for n in nodes):
             status = "escalated"
-        if self._output_node is not None:
-            output_record = records.get(self._output_node)
+        if status == "refused":
+            # The refusing node's own output says why (a guard's verdict, a failed check).
+            output_record = records.get(order[-1]) if order else None
+        elif self._outputs is not None:
+            output_record = next((records[n] for n in self._outputs if n in records), None)
         else:
             output_record = records.get(order[-1]) if order else None
         output = output_record["output"] if output_record is not None else None

@@ -251,8 +251,9 @@ class GraphSpec(_Strict):
     edges: list[Edge] = Field(default_factory=list)
     entry: str | list[str] | None = None
     """Where runs start; default: the first node listed."""
-    output: str | None = None
-    """Whose output is the run's output; default: the last node that ran."""
+    output: str | list[str] | None = None
+    """Whose output is the run's output: a node, or a list of nodes (the first of them that
+    ran, for graphs whose branches end in different nodes); default: the last node that ran."""
     escalation: EscalationSpec | None = None
 
     @field_validator("nodes")

@@ -73,6 +73,9 @@ class NodeRule(_Strict):
     """Escalate when the agent asks to (a validator's failed check, a guard's ``review``)."""
     task: str | None = Field(default=None, min_length=1)
     """What the planner is asked to do for this node; default: stand in for the node."""
+    attach: bool = False
+    """Keep the local answer as the node's output and attach the planner's under ``planner``
+    (an emergency's fixed safe reply goes out as written; the planner drafts the hand-off)."""
 
     def merged(self, later: NodeRule) -> NodeRule:
         return self.model_copy(update=later.model_dump(exclude_unset=True))
@@ -243,6 +246,7 @@ class Escalator:
         result: AgentResult,
         wants: bool,
         reason: str | None,
+        attach: bool = False,
     ) -> Outcome:
         """The node's final result: the local one, or the planner's in its place."""
         from shoal.agents.planner import ask_planner
@@ -280,8 +284,15 @@ class Escalator:
         usage = output.get("usage", {}) if isinstance(output, dict) else {}
         tokens = int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
         usd = float(output.get("cost_usd") or 0.0) if isinstance(output, dict) else 0.0
-        final = AgentResult(output=output, label=planned.label, confidence=planned.confidence,
-                            reason=reason, text=None)
+        if attach:
+            kept = dict(result.output) if isinstance(result.output, dict) else {
+                "answer": result.output}
+            kept["planner"] = output
+            final = AgentResult(output=kept, label=result.label, confidence=result.confidence,
+                                reason=reason, text=None)
+        else:
+            final = AgentResult(output=output, label=planned.label,
+                                confidence=planned.confidence, reason=reason, text=None)
         _log.info("node_escalated", run_id=ctx.run_id, record_id=ctx.record_id, node=node,
                   reason=reason, planner_ms=round(planner_ms, 3), tokens=tokens, usd=usd,
                   label=planned.label)

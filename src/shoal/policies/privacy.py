@@ -200,6 +200,11 @@ class Vault:
         """The value behind a pseudonym or hash token, or None if this vault did not make it."""
         return self._originals.get(token)
 
+    def holds(self, value: str) -> bool:
+        """Whether ``value`` is one this vault masked (the run's own input held it)."""
+        with self._lock:
+            return value in self._originals.values()
+
     def unmask(self, text: str) -> str:
         """Put the original values back for every token this vault made; others stay as they are."""
         return _TOKEN.sub(lambda m: self._originals.get(m.group(0), m.group(0)), text)

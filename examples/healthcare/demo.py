@@ -1,0 +1,149 @@
+"""The healthcare cascade on the test messages, with a local planner: what `make demo` runs.
+
+    python examples/healthcare/demo.py [--per-class 15 | --all] [--output out/healthcare.jsonl]
+
+Starts the embedded stand-in planner (llama_cpp.server on 127.0.0.1 serving SmolLM2-135M,
+stopped at the end) unless SHOAL_PLANNER_URL points at a real one, runs
+examples/healthcare/cascade.yaml over a stratified sample of the test split (every message with
+--all), writes one result line per message (as `shoal run` does; `shoal report` reads it) and
+prints per-class accuracy, escalation share per node, latency and money.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import shoal
+from shoal.observability import configure_logging
+from shoal.observability.report import Summary, render_summary
+
+HERE = Path(__file__).resolve().parent
+GRAPH = HERE / "cascade.yaml"
+TEST = HERE / "data" / "test.jsonl"
+
+
+def predicted_class(result: shoal.RunResult) -> str | None:
+    """The class the cascade acted on: triage's label (the planner's when it escalated), or the
+    guard's category when the guard refused the message before triage."""
+    for node in result.nodes:
+        if node.node == "triage":
+            return node.label
+    if result.status == "refused" and isinstance(result.output, dict):
+        category = result.output.get("category")
+        return "injection" if category == "jailbreak" else category
+    return None
+
+
+def sample(rows: list[dict[str, Any]], per_class: int | None,
+           seed: int = 7) -> list[dict[str, Any]]:
+    if per_class is None:
+        return rows
+    rng = random.Random(seed)
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    picked = [r for label in sorted(by_label)
+              for r in rng.sample(by_label[label], min(per_class, len(by_label[label])))]
+    return sorted(picked, key=lambda r: r["id"])
+
+
+@contextlib.contextmanager
+def planner() -> Iterator[str]:
+    """The planner's URL: SHOAL_PLANNER_URL if set, else a local stand-in started here."""
+    if os.environ.get("SHOAL_PLANNER_URL"):
+        yield f"{os.environ['SHOAL_PLANNER_URL']} (from SHOAL_PLANNER_URL)"
+        return
+    from shoal.models.local_server import serve_embedded
+
+    with serve_embedded(warmup=True) as server:
+        os.environ["SHOAL_PLANNER_URL"] = server.base_url
+        os.environ["SHOAL_PLANNER_MODEL"] = server.model_id
+        try:
+            yield f"{server.base_url} (local stand-in: llama_cpp.server, {server.model_id})"
+        finally:
+            del os.environ["SHOAL_PLANNER_URL"], os.environ["SHOAL_PLANNER_MODEL"]
+
+
+async def run_all(graph: shoal.Graph, rows: list[dict[str, Any]], concurrency: int,
+                  console: Console) -> list[shoal.RunResult]:
+    results: list[shoal.RunResult] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("healthcare cascade", total=len(rows))
+        async for result in graph.astream_batch(((r["id"], r["text"]) for r in rows),
+                                                concurrency=concurrency):
+            results.append(result)
+            progress.advance(task)
+    return results
+
+
+def per_class_table(rows: list[dict[str, Any]], results: dict[str, shoal.RunResult]) -> Table:
+    total: Counter[str] = Counter()
+    right: Counter[str] = Counter()
+    escalated: Counter[str] = Counter()
+    for row in rows:
+        result = results[row["id"]]
+        total[row["label"]] += 1
+        right[row["label"]] += int(predicted_class(result) == row["label"])
+        escalated[row["label"]] += int(any(n.escalated for n in result.nodes))
+    table = Table(title="per-class accuracy (the class the cascade acted on)",
+                  title_justify="left")
+    for col in ("class", "messages", "accuracy", "runs with a planner call"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for label in sorted(total):
+        table.add_row(label, str(total[label]), f"{right[label] / total[label]:.1%}",
+                      f"{escalated[label] / total[label]:.1%}")
+    n = sum(total.values())
+    table.add_row("all", str(n), f"{sum(right.values()) / n:.1%}",
+                  f"{sum(escalated.values()) / n:.1%}", style="bold")
+    return table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--per-class", type=int, default=15,
+                      help="messages per class from the test split (default 15)")
+    size.add_argument("--all", action="store_true", help="every test message (635)")
+    parser.add_argument("--output", type=Path, default=Path("out/healthcare.jsonl"))
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    console = Console()
+    configure_logging("warning", stream=sys.stderr)
+    rows = [json.loads(line) for line in TEST.read_text(encoding="utf-8").splitlines() if line]
+    rows = sample(rows, None if args.all else args.per_class)
+    with planner() as where:
+        console.print(f"planner: {where}")
+        graph = shoal.load_graph(GRAPH)
+        results = asyncio.run(run_all(graph, rows, args.concurrency, console))
+    by_id = {r.id: r for r in results}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with args.output.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(by_id[row["id"]].model_dump_json() + "\n")
+    summary = Summary()
+    for row in rows:
+        summary.add(by_id[row["id"]])
+    console.print(per_class_table(rows, by_id))
+    render_summary(summary, console, title=f"{graph.name}: {len(rows)} test messages")
+    console.print(f"results: {args.output} (shoal report {args.output})")
+    return 0 if not summary.statuses.get("error") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
