@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shoal.errors import SourceLocation, SpecError, SpecIssue
 from shoal.graphs.spec import SPEC_TAGS, Edge, GraphSpec, NodeSpec
@@ -314,3 +314,32 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
             seen.add(p.loc)
             out.append(p)
     return out
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_yaml_model(path: Path, label: str, model: type[ModelT], what: str,
+                    refuse: Callable[[dict[str, Any]], str | None] | None = None) -> ModelT:
+    """Read one YAML mapping file (a pack, a policy) into ``model``; every mistake is a SpecError
+    naming ``label``:LINE:COL. ``refuse`` may name a reason the document is the wrong kind."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        raise SpecError([SpecIssue(SourceLocation(label), "",
+                                   f"cannot read the {what}: {reason or 'I/O error'}")]) from None
+    # Packs and policies take no ${ENV} values: regular expressions hold `$`.
+    data, source, problems = parse_yaml(text, label, env={})
+    if not problems:
+        if not isinstance(data, dict):
+            raise SpecError([SpecIssue(SourceLocation(label, 1, 1), "",
+                                       f"a {what} must be a mapping")])
+        wrong = refuse(data) if refuse is not None else None
+        if wrong is not None:
+            raise SpecError([SpecIssue(SourceLocation(label, 1, 1), "", wrong)])
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            problems = validation_problems(exc)
+    raise SpecError(problems_to_issues(problems, source, label))

@@ -27,18 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.agents.base import AgentContext, AgentResult
-from shoal.errors import (
-    BackendError,
-    BudgetExhausted,
-    EgressBlocked,
-    ShoalError,
-    SourceLocation,
-    SpecError,
-    SpecIssue,
-)
+from shoal.errors import BackendError, BudgetExhausted, EgressBlocked, ShoalError, SpecError
 from shoal.graphs.spec import GraphSpec
 from shoal.observability.logging import get_logger
 from shoal.policies.boundary import RemoteGuard, mask_leftovers
@@ -97,25 +89,9 @@ class EscalationPolicy(_Strict):
 
 def load_policy(path: Path, label: str | None = None) -> EscalationPolicy:
     """Load and validate one policy file; SpecError with FILE:LINE:COL for every mistake."""
-    from shoal.graphs.loader import parse_yaml, problems_to_issues, validation_problems
+    from shoal.graphs.loader import load_yaml_model
 
-    name = label or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
-        raise SpecError([SpecIssue(SourceLocation(name), "",
-                                   f"cannot read the policy: {reason or 'I/O error'}")]) from None
-    data, source, problems = parse_yaml(text, name, env={})
-    if not problems:
-        if not isinstance(data, dict):
-            raise SpecError([SpecIssue(SourceLocation(name, 1, 1), "",
-                                       "a policy must be a mapping")])
-        try:
-            return EscalationPolicy.model_validate(data)
-        except ValidationError as exc:
-            problems = validation_problems(exc)
-    raise SpecError(problems_to_issues(problems, source, name))
+    return load_yaml_model(path, label or str(path), EscalationPolicy, "policy")
 
 
 @dataclass

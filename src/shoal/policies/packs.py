@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 import regex  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shoal.errors import SourceLocation, SpecError, SpecIssue
 
@@ -245,27 +245,12 @@ def load_pack(name_or_path: str | Path) -> Pack:
 @functools.lru_cache(maxsize=32)
 def _load_cached(path: str, label: str, _mtime_ns: int) -> Pack:
     # The graph loader's YAML reader gives duplicate-key errors and a line for every value.
-    from shoal.graphs.loader import parse_yaml, problems_to_issues, validation_problems
+    from shoal.graphs.loader import load_yaml_model
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
-        raise SpecError([SpecIssue(SourceLocation(label), "",
-                                   f"cannot read the pack: {reason or 'I/O error'}")]) from None
-    # Regular expressions hold `$`; packs take no ${ENV} values, so interpolation sees none.
-    data, source, problems = parse_yaml(text, label, env={})
-    if not problems:
-        if not isinstance(data, dict):
-            raise SpecError([SpecIssue(SourceLocation(label, 1, 1), "",
-                                       "a pack must be a mapping")])
+    def refuse(data: dict[str, object]) -> str | None:
         if "escalation" in data and "pack" not in data:
-            raise SpecError([SpecIssue(SourceLocation(label, 1, 1), "",
-                                       "this is an escalation policy, not an identifier pack: "
-                                       "list it under the graph's 'policies:'")])
-        try:
-            return Pack.model_validate(data)
-        except ValidationError as exc:
-            problems = validation_problems(exc)
-    raise SpecError(problems_to_issues(problems, source, label))
+            return ("this is an escalation policy, not an identifier pack: list it under the "
+                    "graph's 'policies:'")
+        return None
 
+    return load_yaml_model(Path(path), label, Pack, "pack", refuse)
