@@ -65,6 +65,7 @@ bench: venv
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/models.py
 	$(PY) benchmarks/masking.py
+	$(PY) benchmarks/cascade.py
 	$(PY) benchmarks/readme_results.py
 
 clean:

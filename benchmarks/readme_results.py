@@ -86,9 +86,70 @@ def render() -> str:
                     f"{masking['targets']['f1_delta']} over Presidio, <= "
                     f"{masking['targets']['latency_ratio']}x its latency) not met on the "
                     f"generator set: {misses}.", ""]
+    cascade = _load("cascade.json")
+    if cascade:
+        out += _cascade(cascade)
     if not out:
         out = ["No benchmark results yet: run `make bench`.", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _cascade(c: dict[str, Any]) -> list[str]:
+    oracle, live = c["oracle"], c["live"]
+    modes = (("all_planner", "(a) all-planner"), ("cascade", "(b) cascade"),
+             ("random", "(c) random, same share"), ("local_only", "(d) local only"))
+    out = [
+        "**Cascade** (`benchmarks/cascade.py`): the healthcare cascade's triage decision on the "
+        f"test split (guard -> mask -> triage; threshold below {oracle['threshold']} from "
+        f"`{oracle.get('threshold_source', 'the escalation policy')}`), four routings side by "
+        "side. *Oracle*: a planner "
+        f"returning the gold label, all {oracle['n']} messages (cost and latency per call: the "
+        "live planner's means). *Live*: the embedded SmolLM2-135M behind a real "
+        f"llama_cpp.server, a stratified subset of {live['n']}: a weak planner. (c) spends "
+        "(b)'s number of calls at random: its accuracy is the expectation, its macro-F1, cost "
+        "and latency those of one seeded draw.",
+        "",
+        "| planner | mode | n | accuracy | macro-F1 | planner share | USD / 1000 msgs | "
+        "p50 ms | p95 ms | APGR |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, name in modes:
+        for label, res in (("oracle", oracle), ("live", live)):
+            m = res["modes"][key]
+            out.append(
+                f"| {label} | {name} | {m['n']} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
+                f"{m['planner_share']:.3f} | {m['usd_per_1000_messages']:.3f} | "
+                f"{m['latency_ms_p50']:.1f} | {m['latency_ms_p95']:.1f} | "
+                f"{_num(m.get('apgr'))} |")
+    o, lv = oracle["summary"], live["summary"]
+    met = oracle["targets"]["met"]
+    misses = ", ".join(k for k, v in met.items() if not v) or "none"
+    live_pgr = ("" if lv["pgr_defined"] else
+                " (PGR undefined: the live planner is not better than the local triage)")
+    out += [
+        "",
+        f"Oracle: APGR **{_num(c['oracle_apgr'])}** (random {_num(c['random_apgr'])}), "
+        f"CPT(50%) {_num(o['cpt50'])}, CPT(80%) {_num(o['cpt80'])}, CPT(95%) "
+        f"**{_num(c['oracle_cpt95'])}**; the cascade is above random routing at "
+        f"{oracle['above_random']['points_checked'] - oracle['above_random']['points_not_above']}"
+        f" of the {oracle['above_random']['points_checked']} shares its curve reaches. Live: "
+        f"local "
+        f"{lv['local_quality']:.3f} vs all-planner {lv['planner_quality']:.3f}, APGR "
+        f"{_num(lv['apgr'])}{live_pgr}. Path without generation: "
+        f"**{c['throughput_msgs_per_s']:.1f} msgs/s** on {oracle['machine']['cpu_count']} "
+        f"CPU cores. Targets (oracle CPT(95%) <= {oracle['targets']['wanted']['oracle_cpt95_max']}"
+        ", above random at every share, >= "
+        f"{oracle['targets']['wanted']['throughput_min_msgs_per_s']:g} msgs/s) not met: "
+        f"{misses}. Measured {oracle['machine']['date'][:10]}.",
+        "",
+        "![accuracy vs planner share](benchmarks/results/cascade.png)",
+        "",
+    ]
+    return out
 
 
 def splice(readme: str, block: str) -> str:
