@@ -66,6 +66,7 @@ bench: venv
 	$(PY) benchmarks/models.py
 	$(PY) benchmarks/masking.py
 	$(PY) benchmarks/cascade.py
+	$(PY) benchmarks/soak.py
 	$(PY) benchmarks/readme_results.py
 
 clean:

@@ -89,6 +89,9 @@ def render() -> str:
     cascade = _load("cascade.json")
     if cascade:
         out += _cascade(cascade)
+    soak = _load("soak.json")
+    if soak:
+        out += _soak(soak)
     if not out:
         out = ["No benchmark results yet: run `make bench`.", ""]
     return "\n".join(out).rstrip() + "\n"
@@ -150,6 +153,41 @@ def _cascade(c: dict[str, Any]) -> list[str]:
         "",
     ]
     return out
+
+
+def _soak(s: dict[str, Any]) -> list[str]:
+    met, wanted = s["targets"]["met"], s["targets"]["wanted"]
+    windows = s["windows"]
+    rates = [w["throughput_msgs_per_s"] for w in windows]
+    loads = [w["loadavg_1min"] for w in windows if w.get("loadavg_1min") is not None]
+    load = (f" (1-minute load average {min(loads):.1f} to {max(loads):.1f} during the run: other "
+            "work shared the machine)" if loads and max(loads) > s["machine"]["cpu_count"] else "")
+    statuses = ", ".join(f"{k} {v}" for k, v in s["statuses"].items())
+    errors = (" (errors by code: " + ", ".join(f"{k} {v}" for k, v in s["errors"].items()) + ")"
+              if s.get("errors") else "")
+    return [
+        f"**Soak** (`benchmarks/soak.py`): {s['n']:,} messages (the healthcare texts cycled, "
+        "unique ids) through the cascade's local path (guard -> mask -> triage, escalation "
+        f"off), {s['concurrency']} at a time through `Graph.astream_batch`, after a warm-up of "
+        f"{s['warmup']['messages']}.",
+        "",
+        "| messages | msgs / s | msgs / CPU s | RSS MB |",
+        "|---|---:|---:|---:|",
+        f"| start (after warm-up; {s['rss_pre_warmup_mb']:.1f} before it) | | | "
+        f"{s['rss_start_mb']:.1f} |",
+        *(f"| {w['end']:,} | {w['throughput_msgs_per_s']:.1f} | {_num(w['msgs_per_cpu_s'], 1)} "
+          f"| {w['rss_mb']:.1f} |" for w in windows),
+        "",
+        f"Throughput **{s['throughput_msgs_per_s']:.1f} msgs/s** overall ({min(rates):.1f} to "
+        f"{max(rates):.1f} per window) in {s['seconds']:.0f} s on {s['machine']['cpu_count']} "
+        f"CPU cores, {_num(s['msgs_per_cpu_s'], 1)} per CPU second of the process{load}. RSS "
+        f"growth **{s['rss_growth']:+.1%}** (target < "
+        f"{wanted['rss_growth_max']:.0%}: {'met' if met['rss_growth'] else 'not met'}); lost "
+        f"records **{s['lost']}** (target {wanted['lost_max']}: "
+        f"{'met' if met['lost'] else 'not met'}), duplicates {s['duplicates']}; statuses: "
+        f"{statuses}{errors}. Measured {s['machine']['date'][:10]}.",
+        "",
+    ]
 
 
 def splice(readme: str, block: str) -> str:

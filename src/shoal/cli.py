@@ -98,6 +98,9 @@ def run(
         bool, typer.Option(help="Exit 1 if any record ends with status 'error'.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar for --input.")] = True,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Finish an interrupted --input run: keep the results already in "
+                         "--output, run only the rest and append them.")] = False,
 ) -> None:
     """Run a graph on one text or a JSONL file; write one JSON result line per input."""
     if (text is None) == (input_path is None):
@@ -106,6 +109,24 @@ def run(
     if input_path is not None and not input_path.is_file():
         _fail(f"{input_path}: no such file")
         raise typer.Exit(2)
+    from shoal._batch import Done, read_done
+
+    done: Done | None = None
+    if resume:
+        if input_path is None or output is None:
+            _fail("--resume needs --input and --output")
+            raise typer.Exit(2)
+        if output.exists():
+            try:
+                done = read_done(output)
+            except ShoalError as exc:
+                _fail(exc.message)
+                raise typer.Exit(2) from None
+            except OSError as exc:
+                _fail(f"{output}: cannot read: {exc.strerror or exc}")
+                raise typer.Exit(2) from None
+    elif output is not None and output.is_file() and output.stat().st_size > 0:
+        _fail(f"note: overwriting {output} (not empty); --resume would continue it instead")
     level = log_level or ("info" if text is not None or log_file is not None else "warning")
     if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         _fail(f"unknown log level {level!r}")
@@ -125,7 +146,7 @@ def run(
         else:
             assert input_path is not None
             errors = asyncio.run(run_file(graph, input_path, output, concurrency=concurrency,
-                                          show_progress=progress, console=_err))
+                                          show_progress=progress, console=_err, done=done))
     finally:
         if log_file is not None:
             log_stream.close()
@@ -355,6 +376,98 @@ def mask(
         raise typer.Exit(2) from None
     _fail(f"{counts['records']} record(s): {counts['masked']} masked, {counts['errors']} "
           f"error(s); results: {output}")
+
+
+outbox_app = typer.Typer(help="Escalations waiting for the planner.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+
+def _outbox(db: Path | None, graph_path: Path | None) -> tuple[Path, Graph | None]:
+    from shoal.graphs.runtime import _outbox_path
+    from shoal.policies.outbox import default_outbox_path
+
+    graph = _load(graph_path) if graph_path is not None else None
+    if db is not None:
+        return db, graph
+    if graph is not None:
+        return _outbox_path(graph.spec, graph_path.parent if graph_path else None), graph
+    return default_outbox_path(), graph
+
+
+@outbox_app.command("list")
+def outbox_list(
+    db: Annotated[Path | None, typer.Option(help="Outbox file (default: $SHOAL_OUTBOX or "
+                                                 ".shoal/outbox.sqlite).")] = None,
+    graph_path: Annotated[Path | None, typer.Option(
+        "--graph", help="Use this graph's outbox and show only its escalations.")] = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="Also drained ones.")] = False,
+) -> None:
+    """One line per queued escalation: id, age, graph, node, record id, attempts, last error
+    (never the text)."""
+    from rich.table import Table
+
+    from shoal.policies.outbox import Outbox
+
+    configure_logging("warning", stream=sys.stderr)
+    path, graph = _outbox(db, graph_path)
+    if not path.is_file():
+        typer.echo(f"{path}: no outbox yet (nothing was ever queued)")
+        return
+    box = Outbox(path)
+    rows = box.rows(graph=graph.name if graph else None,
+                    status=None if all_rows else "pending")
+    table = Table(title=f"outbox {path}", title_justify="left")
+    for col in ("id", "queued", "graph", "node", "record", "status", "attempts", "last error"):
+        table.add_column(col)
+    import time as _time
+
+    for r in rows:
+        table.add_row(r.id, f"{(_time.time() - r.created) / 60:.1f} min ago", r.graph, r.node,
+                      r.record_id, r.status + (" (applied)" if r.applied else ""),
+                      str(r.attempts), (r.last_error or "")[:60])
+    Console().print(table)
+    counts = box.counts()
+    typer.echo(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "empty")
+
+
+@outbox_app.command("drain")
+def outbox_drain(
+    graph_path: Annotated[Path, typer.Argument(metavar="GRAPH", help="The graph whose planner "
+                                                                      "takes the escalations.")],
+    results: Annotated[Path | None, typer.Option(
+        help="A `shoal run --output` file to update with the answers.")] = None,
+    db: Annotated[Path | None, typer.Option(help="Outbox file (default: the graph's).")] = None,
+) -> None:
+    """Send queued escalations to the planner (each at most once) and write the answers into
+    the stored results. Safe to run again after an interruption."""
+    from shoal import _drain
+    from shoal.policies.outbox import Outbox
+
+    configure_logging("warning", stream=sys.stderr)
+    if results is not None and not results.is_file():
+        _fail(f"{results}: no such file")
+        raise typer.Exit(2)
+    path, graph = _outbox(db, graph_path)
+    assert graph is not None
+    if not path.is_file():
+        typer.echo(f"{path}: no outbox yet (nothing was ever queued)")
+        return
+    box = Outbox(path)
+    report = _drain.DrainReport()
+    try:
+        asyncio.run(_drain.send_pending(graph, box, report))
+    except ValueError as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    if results is not None:
+        _drain.apply_to_results(results, box, graph.name, report)
+    typer.echo(f"sent {report.sent}, failed {report.failed} ({report.gave_up} given up), "
+               f"skipped {report.skipped} (another drain had them), applied {report.applied} "
+               "to results")
+    if report.stop_reason:
+        typer.echo(report.stop_reason, err=True)
+    if report.failed:
+        raise typer.Exit(1)
 
 
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)

@@ -71,7 +71,7 @@ def test_unlabelled_lines_are_named_and_the_rest_still_calibrates(tmp_path: Path
                                  str(labelled(tmp_path, n=30, bad_line=True)), "--planner",
                                  "oracle", "-o", str(tmp_path / "p.yaml")])
     assert result.exit_code == 1
-    assert "labelled.jsonl:4: missing 'label'" in result.stderr
+    assert "labelled.jsonl:4: record 'nolabel': missing 'label'" in result.stderr
     assert "30 labelled records" in result.stdout
 
 

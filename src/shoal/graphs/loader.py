@@ -189,8 +189,18 @@ def parse_yaml(
         problem = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
         return None, source, [Problem((), f"invalid YAML: {problem}{context}")]
+    except yaml.reader.ReaderError as exc:
+        # A character YAML does not allow (NUL, most control characters): place it.
+        before = text[:exc.position]
+        source.values[()] = (before.count("\n") + 1, len(before) - before.rfind("\n"))
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return None, source, [Problem((), f"invalid YAML: character {code:#x} "
+                                          "is not allowed in YAML")]
     except yaml.YAMLError as exc:
-        return None, source, [Problem((), f"invalid YAML: {exc}")]
+        return None, source, [Problem((), f"invalid YAML: {str(exc).splitlines()[0]}")]
+    except RecursionError:
+        source.values[()] = _deepest(text)
+        return None, source, [Problem((), "invalid YAML: nested too deeply")]
     if root is None:
         return None, source, [Problem((), "the file is empty")]
     builder = _Builder(source, os.environ if env is None else env)
@@ -199,7 +209,26 @@ def parse_yaml(
     except _TooLarge:
         return None, source, [Problem((), f"the document expands to over {MAX_SPEC_NODES} "
                                           "values (aliases?); refusing to build it")]
+    except yaml.MarkedYAMLError as exc:  # an unknown tag (!custom, !!python/...)
+        mark = exc.problem_mark or exc.context_mark
+        source.values[()] = _pos(mark) if mark is not None else (1, 1)
+        return None, source, [Problem((), f"invalid YAML: {exc.problem or 'unsupported value'}")]
+    except RecursionError:
+        source.values[()] = _deepest(text)
+        return None, source, [Problem((), "invalid YAML: nested too deeply")]
     return data, source, builder.problems
+
+
+def _deepest(text: str, limit: int = 100) -> tuple[int, int]:
+    """Where flow brackets first nest ``limit`` deep (a place to point at for a RecursionError;
+    block nesting that deep would need a line per level)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch in "[{") - (ch in "]}")
+        if depth >= limit:
+            before = text[:i]
+            return before.count("\n") + 1, i - before.rfind("\n")
+    return 1, 1
 
 
 def load_spec(

@@ -117,12 +117,14 @@ class NodeRunner:
                                     start)
             escalate, reason = self._wants_escalation(result)
             escalated = False
+            pending: str | None = None
             cost: dict[str, Any] | None = None
             if self.escalator is not None and self.rule is not None:
                 outcome = await self.escalator.decide(
                     node=self.node, task=self.task, labels=self.labels, ctx=ctx, result=result,
                     wants=escalate, reason=reason, attach=self.rule.attach)
                 result, escalated, reason = outcome.result, outcome.escalated, outcome.reason
+                pending = outcome.pending
                 cost = outcome.cost.as_dict()
             elif escalate:
                 why = ("no planner configured" if self.escalator is None
@@ -149,6 +151,7 @@ class NodeRunner:
             "reason": reason,
             "refuse": result.refuse,
             "latency_ms": latency_ms,
+            "pending": pending,
             "cost": cost,
         }
         _log.info(

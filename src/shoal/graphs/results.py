@@ -37,6 +37,8 @@ class NodeTrace(_Frozen):
     """The node's answer came from the planner."""
     reason: str | None = None
     latency_ms: float
+    pending: str | None = None
+    """The outbox id of an escalation waiting for the planner (status pending_escalation)."""
 
 
 class NodeEvent(NodeTrace):

@@ -30,7 +30,9 @@ from shoal.graphs.state import NodeRecord, RunState
 from shoal.observability.logging import get_logger
 from shoal.policies.boundary import RemoteGuard
 from shoal.policies.budget import Budget, BudgetSpec
+from shoal.policies.circuit import CircuitBreaker
 from shoal.policies.escalation import Escalator, NodeRule, resolve_rules
+from shoal.policies.outbox import Outbox, default_outbox_path
 
 DEFAULT_CONCURRENCY = max(4, 4 * (os.cpu_count() or 1))
 """Runs in flight per batch. Model calls are bounded separately by the model pool's executor;
@@ -80,7 +82,8 @@ class Graph:
         if spec.escalation is not None:
             self.escalator = Escalator(self.models[spec.escalation.planner], budget=self.budget,
                                        max_tokens=spec.escalation.max_tokens,
-                                       timeout_s=spec.escalation.timeout_s)
+                                       timeout_s=spec.escalation.timeout_s,
+                                       outbox=Outbox(_outbox_path(spec, base)), graph=spec.name)
         self._compiled: Compiled = compile_spec(spec, self._runner)
         self._recursion_limit = 2 * len(spec.nodes) + 10
         self._outputs: list[str] | None = (
@@ -298,7 +301,9 @@ class Graph:
             return RunResult(id=record_id, run_id=run_id, status="error", nodes=nodes,
                              error=ErrorInfo(**halt["error"]), latency_ms=latency_ms)
         status: Status = "refused" if halt else "ok"
-        if status == "ok" and any(n.escalated for n in nodes):
+        if status == "ok" and any(n.pending for n in nodes):
+            status = "pending_escalation"
+        elif status == "ok" and any(n.escalated for n in nodes):
             status = "escalated"
         if status == "refused":
             # The refusing node's own output says why (a guard's verdict, a failed check).
@@ -356,10 +361,22 @@ def _build_models(
             except ShoalError as exc:
                 raise BackendError(f"model {name!r}: {exc.message}", backend=name) from exc
         if is_remote(model_spec) and not isinstance(model, RemoteGuard):
+            breaker = CircuitBreaker(f"{spec.name}:{name}",
+                                     failures=getattr(model_spec, "circuit_failures", 5),
+                                     cooldown_s=getattr(model_spec, "circuit_cooldown_s", 30.0))
             model = RemoteGuard(model, model=name, pack=pack,
-                                price=getattr(model_spec, "price", None), budget=budget)
+                                price=getattr(model_spec, "price", None), budget=budget,
+                                circuit=breaker)
         built[name] = model
     return built
+
+
+def _outbox_path(spec: GraphSpec, base_dir: Path | None) -> Path:
+    configured = spec.escalation.outbox if spec.escalation is not None else None
+    if configured is None:
+        return default_outbox_path()
+    path = Path(configured)
+    return path if path.is_absolute() or base_dir is None else base_dir / path
 
 
 def _masker_pack(spec: GraphSpec) -> str:

@@ -96,6 +96,10 @@ class OpenAIModelSpec(_Strict):
     timeout_s: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=3, ge=0)
     price: Price | None = None
+    circuit_failures: int = Field(default=5, ge=1)
+    """Consecutive failed calls (unreachable, timeout, 5xx) that open the circuit breaker."""
+    circuit_cooldown_s: float = Field(default=30.0, gt=0)
+    """How long an open circuit fails calls at once before one probe call is let through."""
 
     @field_validator("base_url")
     @classmethod
@@ -232,6 +236,9 @@ class EscalationSpec(BudgetSpec):
     """Cap on the planner's answer per escalation."""
     timeout_s: float | None = Field(default=None, gt=0)
     """Per escalation; default: the planner model's own timeout."""
+    outbox: str | None = None
+    """SQLite file for escalations the planner could not take (relative to the graph file);
+    default: ``$SHOAL_OUTBOX``, else ``.shoal/outbox.sqlite`` under the working directory."""
 
     @property
     def budget(self) -> BudgetSpec:

@@ -33,6 +33,8 @@ class NodeRecord(TypedDict):
     reason: str | None
     refuse: bool
     latency_ms: float
+    pending: str | None
+    """Outbox id of an escalation the planner could not take yet."""
     cost: dict[str, Any] | None
     """Planner spending of this node (see ``policies.escalation.NodeCost``); None: no rule."""
 

@@ -18,16 +18,19 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from shoal.errors import BudgetExhausted, EgressBlocked
+from shoal.errors import BackendError, BudgetExhausted, EgressBlocked, OutputValidationError
 from shoal.graphs.spec import Price
 from shoal.models.base import Generation, JsonGeneration, JsonSchema, Message
 from shoal.observability.logging import get_logger
 from shoal.policies.budget import Budget, Ticket, estimate_tokens
+from shoal.policies.circuit import CircuitBreaker, CircuitOpen
+
+GenT = TypeVar("GenT", bound=Generation)
 
 __all__ = ["Meter", "RemoteGuard", "current_meter", "mask_leftovers", "metering", "price_of"]
 
@@ -99,8 +102,10 @@ class RemoteGuard:
         pack: str | None,
         price: Price | None,
         budget: Budget | None = None,
+        circuit: CircuitBreaker | None = None,
     ) -> None:
         self.inner = inner
+        self.circuit = circuit
         self.name = getattr(inner, "name", model)
         self.model = model
         self.pack = pack
@@ -119,8 +124,8 @@ class RemoteGuard:
         start = time.perf_counter()
         out: Generation | None = None
         try:
-            out = await self.inner.generate(messages, max_tokens=max_tokens,
-                                            temperature=temperature, timeout_s=timeout_s)
+            out = await self._call(self.inner.generate(
+                messages, max_tokens=max_tokens, temperature=temperature, timeout_s=timeout_s))
             return out
         finally:
             self._after(ticket, out, start)
@@ -132,11 +137,31 @@ class RemoteGuard:
         start = time.perf_counter()
         out: JsonGeneration | None = None
         try:
-            out = await self.inner.generate_json(messages, schema, max_tokens=max_tokens,
-                                                 timeout_s=timeout_s)
+            out = await self._call(self.inner.generate_json(
+                messages, schema, max_tokens=max_tokens, timeout_s=timeout_s))
             return out
         finally:
             self._after(ticket, out, start)
+
+    async def _call(self, call: Coroutine[Any, Any, GenT]) -> GenT:
+        """Through the circuit breaker: refused at once while open; the outcome recorded."""
+        if self.circuit is None:
+            return await call
+        try:
+            self.circuit.before()
+        except CircuitOpen:
+            call.close()  # never awaited: nothing was sent
+            raise
+        try:
+            out = await call
+        except BackendError:
+            self.circuit.failure()
+            raise
+        except OutputValidationError:
+            self.circuit.success()  # it answered; the answer was bad
+            raise
+        self.circuit.success()
+        return out
 
     # -- estimates ----------------------------------------------------------------------------
 

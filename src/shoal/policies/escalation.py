@@ -20,6 +20,7 @@ trace says why; a run never fails because the planner could not help.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -35,6 +36,7 @@ from shoal.graphs.spec import GraphSpec
 from shoal.observability.logging import get_logger
 from shoal.policies.boundary import RemoteGuard, mask_leftovers
 from shoal.policies.budget import Budget, BudgetSpec
+from shoal.policies.outbox import Outbox
 
 __all__ = [
     "EscalationPolicy",
@@ -183,6 +185,8 @@ class Outcome:
     escalated: bool
     reason: str | None
     cost: NodeCost = field(default_factory=NodeCost)
+    pending: str | None = None
+    """The outbox id when the planner could not take it now."""
 
 
 DEFAULT_TASK = ("Stand in for the '{node}' step of the pipeline (agent '{agent}'): do what that "
@@ -199,9 +203,13 @@ class Escalator:
         budget: Budget,
         max_tokens: int = 256,
         timeout_s: float | None = None,
+        outbox: Outbox | None = None,
+        graph: str = "",
     ) -> None:
         self.planner = planner
         self.budget = budget
+        self.outbox = outbox
+        self.graph = graph
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
 
@@ -234,6 +242,7 @@ class Escalator:
         if refused is not None:
             return self._kept(node, result, reason, refused, estimate)
         start = time.perf_counter()
+        draft: Any = result.output
         try:
             draft = await self._outbound_draft(ctx.run_id, result.output)
             planned = await ask_planner(
@@ -246,7 +255,24 @@ class Escalator:
             kinds = ", ".join(f"{n} {t}" for t, n in sorted(exc.types.items()))
             return self._kept(node, result, reason,
                               f"egress blocked ({kinds} survived masking)", estimate)
-        except (BackendError, ShoalError) as exc:
+        except BackendError as exc:
+            if self.outbox is None:
+                return self._kept(node, result, reason,
+                                  f"planner failed ({exc.code}: {exc.message[:200]})", estimate)
+            # Unreachable, timed out or circuit open: the escalation waits in the outbox.
+            esc_id = await asyncio.to_thread(
+                self.outbox.put, graph=self.graph, node=node, record_id=ctx.record_id,
+                run_id=ctx.run_id, task=task, text=ctx.text, draft=draft,
+                labels=sorted(labels) if labels else None, max_tokens=self.max_tokens,
+                reason=reason, error=f"{exc.code}: {exc.message[:200]}")
+            _log.warning("escalation_queued", node=node, record_id=ctx.record_id,
+                         escalation_id=esc_id, code=str(exc.code))
+            out = self._kept(node, result, reason,
+                             f"pending_escalation {esc_id} (planner unavailable: {exc.code})",
+                             estimate)
+            out.pending = esc_id
+            return out
+        except ShoalError as exc:
             return self._kept(node, result, reason,
                               f"planner failed ({exc.code}: {exc.message[:200]})", estimate)
         planner_ms = (time.perf_counter() - start) * 1000.0
