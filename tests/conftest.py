@@ -36,6 +36,12 @@ def log_stream() -> Iterator[io.StringIO]:
 
 
 @pytest.fixture(autouse=True)
+def _own_outbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A test whose planner is down queues escalations; never into the checkout's .shoal/.
+    monkeypatch.setenv("SHOAL_OUTBOX", str(tmp_path / "outbox.sqlite"))
+
+
+@pytest.fixture(autouse=True)
 def _quiet_logs() -> Iterator[None]:
     # Tests that do not ask for log_stream should not print node events.
     configure_logging("critical", stream=io.StringIO())
