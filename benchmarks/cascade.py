@@ -47,7 +47,6 @@ import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -56,19 +55,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import f1_score
 
-from shoal._calibrate import prefix_spec
+from shoal._calibrate import calibration_graph
 from shoal.graphs.loader import load_spec
 from shoal.graphs.results import RunResult
 from shoal.graphs.runtime import Graph
 from shoal.graphs.spec import GraphSpec
 from shoal.models.local_server import serve_embedded
 from shoal.observability import configure_logging
-from shoal.policies.budget import BudgetSpec
 from shoal.policies.calibration import (
     APGR_GRID,
     CalibrationSummary,
@@ -79,7 +76,7 @@ from shoal.policies.calibration import (
     random_baseline,
     summarize,
 )
-from shoal.policies.escalation import NodeRule, _is_policy_file, load_policy, resolve_rules
+from shoal.policies.escalation import _is_policy_file, load_policy, resolve_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPH = ROOT / "examples/healthcare/cascade.yaml"
@@ -133,37 +130,11 @@ class Asked:
 
 
 def cut_graph(spec: GraphSpec, *, live: bool) -> Graph:
-    """The cascade cut after triage, as ``calibration_graph`` builds it (same rules: only triage
-    may call the planner, always in the live pass; no budget), except that the output falls back
-    to the guard's, so a refused record still says its category, and each escalation policy file
-    is kept with only the rules of the nodes left in the cut (its ``guard: {on_flag: false}`` is
-    what the privacy check needs; rules for the cut-off nodes would name nodes the cut lacks)."""
-    cut = prefix_spec(spec, NODE)
-    with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
-        policies = []
-        for k, entry in enumerate(cut.policies):
-            path = GRAPH.parent / entry
-            if not entry.endswith((".yaml", ".yml")) or not _is_policy_file(path):
-                policies.append(entry)
-                continue
-            policy = load_policy(path, entry)
-            kept = policy.model_copy(update={"nodes": {
-                n: r for n, r in policy.nodes.items() if n in cut.nodes}})
-            copy = Path(tmp) / f"{k}-{path.name}"
-            copy.write_text(yaml.safe_dump(kept.model_dump(mode="json", exclude_unset=True),
-                                           sort_keys=False), encoding="utf-8")
-            policies.append(str(copy))
-        update: dict[str, Any] = {"policies": policies, "output": [NODE, "guard"]}
-        if not live:
-            update["escalation"] = None
-        cut = cut.model_copy(update=update)
-        # Only triage may call the planner, and in the live pass it always does (a threshold
-        # above any confidence); the budget must not cut the pass short.
-        rules: dict[str, NodeRule | None] = {
-            name: (NodeRule.model_construct(below=1.01, on_flag=True, task=None)
-                   if live and name == NODE else None)
-            for name in cut.nodes}
-        return Graph(cut, base_dir=GRAPH.parent, rules=rules, budget=BudgetSpec())
+    """The cascade cut after triage, as ``shoal calibrate`` builds it: only triage may call the
+    planner, always in the live pass; no budget. A run the guard refused returns the guard's
+    output, so it still says its category."""
+    del spec  # calibration_graph reads and checks the whole graph file itself
+    return calibration_graph(GRAPH, NODE, "live" if live else "oracle")
 
 
 def local_outcome(result: RunResult) -> Local:

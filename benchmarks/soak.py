@@ -45,23 +45,18 @@ import platform
 import re
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from shoal._calibrate import prefix_spec
-from shoal.graphs.loader import load_spec
+from shoal._calibrate import calibration_graph
 from shoal.graphs.runtime import Graph
 from shoal.observability import configure_logging
-from shoal.policies.budget import BudgetSpec
-from shoal.policies.escalation import NodeRule, _is_policy_file, load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPH = ROOT / "examples/healthcare/cascade.yaml"
@@ -112,27 +107,9 @@ def active_vaults() -> int | None:
 
 
 def local_graph() -> Graph:
-    """The cascade cut after triage, escalation off: ``cut_graph(spec, live=False)`` of
-    benchmarks/cascade.py."""
-    cut = prefix_spec(load_spec(GRAPH)[0], NODE)
-    with tempfile.TemporaryDirectory(prefix="shoal-soak-") as tmp:
-        policies = []
-        for k, entry in enumerate(cut.policies):
-            path = GRAPH.parent / entry
-            if not entry.endswith((".yaml", ".yml")) or not _is_policy_file(path):
-                policies.append(entry)
-                continue
-            policy = load_policy(path, entry)
-            kept = policy.model_copy(update={"nodes": {
-                n: r for n, r in policy.nodes.items() if n in cut.nodes}})
-            copy = Path(tmp) / f"{k}-{path.name}"
-            copy.write_text(yaml.safe_dump(kept.model_dump(mode="json", exclude_unset=True),
-                                           sort_keys=False), encoding="utf-8")
-            policies.append(str(copy))
-        cut = cut.model_copy(update={"policies": policies, "output": [NODE, "guard"],
-                                     "escalation": None})
-        rules: dict[str, NodeRule | None] = dict.fromkeys(cut.nodes)
-        return Graph(cut, base_dir=GRAPH.parent, rules=rules, budget=BudgetSpec())
+    """The cascade cut after triage, escalation off, as ``shoal calibrate --planner oracle``
+    builds it (and benchmarks/cascade.py's local pass)."""
+    return calibration_graph(GRAPH, NODE, "oracle")
 
 
 def load_texts(splits: Sequence[str]) -> list[str]:
