@@ -1,0 +1,91 @@
+"""Prometheus metrics of ``shoal serve``, in a registry of their own (never the global one).
+
+Counted from each RunResult a request produced (the server's start-up warm-up is not counted):
+
+- ``shoal_runs_total{status}``: runs by status (ok, escalated, pending_escalation, refused, error);
+- ``shoal_escalations_total{node, outcome}``: nodes that asked for the planner; ``outcome`` is
+  ``escalated`` (the planner answered), ``pending`` (queued in the outbox) or ``local`` (the local
+  answer was kept: budget, egress scan, a malformed answer, no planner);
+- ``shoal_run_latency_seconds`` and ``shoal_node_latency_seconds{node}``: histograms.
+
+Read at scrape time: ``shoal_circuit_state{backend}`` (0 closed, 1 half open, 2 open) for every
+circuit breaker of the process, and ``shoal_outbox_pending``, the pending rows of the graph's
+outbox (0 while it has no file).
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from shoal.graphs.results import RunResult
+from shoal.policies.circuit import circuits
+from shoal.policies.outbox import Outbox
+
+__all__ = ["CIRCUIT_STATES", "Metrics"]
+
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+_RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_NODE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                 10.0, 30.0, 60.0)
+
+
+class _ScrapeTime(Collector):
+    """Gauges whose value lives elsewhere: read when Prometheus scrapes."""
+
+    def __init__(self, outbox: Outbox | None) -> None:
+        self.outbox = outbox
+
+    def collect(self) -> Iterable[Metric]:
+        states = GaugeMetricFamily("shoal_circuit_state",
+                                   "Circuit breaker per remote backend: 0 closed, 1 half open, "
+                                   "2 open.", labels=["backend"])
+        for name, state in sorted(circuits().items()):
+            states.add_metric([name], CIRCUIT_STATES[state])
+        yield states
+        yield GaugeMetricFamily("shoal_outbox_pending",
+                                "Escalations waiting in the graph's outbox for the planner.",
+                                value=self._pending())
+
+    def _pending(self) -> int:
+        # Never create the file just to say it is empty.
+        if self.outbox is None or not Path(self.outbox.path).is_file():
+            return 0
+        return self.outbox.counts().get("pending", 0)
+
+
+class Metrics:
+    """The counters and histograms of one served graph, and their text exposition."""
+
+    def __init__(self, *, outbox: Outbox | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.runs = Counter("shoal_runs", "Runs finished, by status.", ["status"],
+                            registry=self.registry)
+        self.escalations = Counter(
+            "shoal_escalations", "Nodes that asked for the planner, by node and outcome "
+            "(escalated, pending, local).", ["node", "outcome"], registry=self.registry)
+        self.run_latency = Histogram("shoal_run_latency_seconds", "Run latency.",
+                                     buckets=_RUN_BUCKETS, registry=self.registry)
+        self.node_latency = Histogram("shoal_node_latency_seconds", "Node latency, by node.",
+                                      ["node"], buckets=_NODE_BUCKETS, registry=self.registry)
+        self.registry.register(_ScrapeTime(outbox))
+
+    def observe(self, result: RunResult) -> None:
+        self.runs.labels(status=result.status).inc()
+        if result.latency_ms is not None:
+            self.run_latency.observe(result.latency_ms / 1000.0)
+        for node in result.nodes:
+            self.node_latency.labels(node=node.node).observe(node.latency_ms / 1000.0)
+            if node.escalate or node.escalated or node.pending:
+                outcome = ("escalated" if node.escalated
+                           else "pending" if node.pending else "local")
+                self.escalations.labels(node=node.node, outcome=outcome).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
