@@ -67,6 +67,7 @@ bench: venv
 	$(PY) benchmarks/masking.py
 	$(PY) benchmarks/cascade.py
 	$(PY) benchmarks/soak.py
+	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/readme_results.py
 
 clean:

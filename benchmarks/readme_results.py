@@ -92,6 +92,9 @@ def render() -> str:
     soak = _load("soak.json")
     if soak:
         out += _soak(soak)
+    serve_load = _load("serve_load.json")
+    if serve_load:
+        out += _serve_load(serve_load)
     if not out:
         out = ["No benchmark results yet: run `make bench`.", ""]
     return "\n".join(out).rstrip() + "\n"
@@ -186,6 +189,60 @@ def _soak(s: dict[str, Any]) -> list[str]:
         f"records **{s['lost']}** (target {wanted['lost_max']}: "
         f"{'met' if met['lost'] else 'not met'}), duplicates {s['duplicates']}; statuses: "
         f"{statuses}{errors}. Measured {s['machine']['date'][:10]}.",
+        "",
+    ]
+
+
+def _serve_load(s: dict[str, Any]) -> list[str]:
+    levels, metrics, cores = s["levels"], s["metrics"], s["machine"]["cpu_count"]
+    first = levels[0]
+    answer_ms = first["node_ms_mean"].get("answer")
+    shares = first.get("server_ms_share") or {}
+    dominated = ""
+    if answer_ms is not None and shares:
+        answer, planner = shares.get("answer", 0.0), shares.get("planner", 0.0)
+        dominated = (
+            f" Where the server's run time went at concurrency {first['concurrency']}: the "
+            f"planner {planner:.0%} ({first['planner_answers']} nodes asked it: low-confidence "
+            "triage and every emergency's hand-off; another SmolLM2 in its own process, "
+            f"{_num(first['planner_node_ms_mean'], 0)} ms a call), `answer` {answer:.0%} (SmolLM2 "
+            f"writing the reply for {first['generated_replies']} of {first['requests']} "
+            f"messages, {answer_ms:.0f} ms each), everything else {1 - answer - planner:.0%}. "
+            f"The server, the planner and the client share {cores} CPU cores, so requests/s "
+            "barely moves with concurrency; beyond the server's "
+            f"{s['server_concurrency']} runs in flight, requests wait in the server (client p50 "
+            "minus server p50).")
+    counted = ", ".join(f"{k} {v}" for k, v in metrics["by_status"].items()) or "nothing"
+    cross = ("matching what the client sent, warm-up included" if metrics["matches"] else
+             "NOT matching what the client sent ("
+             + ", ".join(f"{k} {v}" for k, v in metrics["sent_by_status"].items()) + ")")
+    errors = s["errors_total"]
+    loads = [x for x in (s["machine"].get("loadavg_1min", {}).get("start"),
+                         *(r.get("loadavg_1min_end") for r in levels)) if x is not None]
+    load = (f" The 1-minute load average reached {max(loads):.1f} during the run: other work "
+            "shared the machine." if loads and max(loads) > cores + 1 else "")
+    server = s["server"]
+    return [
+        f"**Serve load** (`benchmarks/serve_load.py`): `shoal serve {s['graph']}` (the whole "
+        f"cascade; {s['auth']}; the planner: {s['planner']}) under {s['requests_per_level']} "
+        "`POST /v1/runs` per level from a second process over loopback (httpx), at most "
+        f"*concurrency* in flight (the server runs {s['server_concurrency']} at once, the rest "
+        f"wait), after {s['warmup']['requests']} warm-up requests. Latency is the client's, "
+        "queueing included; *server p50* is the run latency the server reports.",
+        "",
+        "| concurrency | requests | req / s | p50 ms | p95 ms | p99 ms | server p50 ms | errors "
+        "| statuses |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *(f"| {r['concurrency']} | {r['requests']} | {r['rps']:.2f} | {r['p50_ms']:.0f} | "
+          f"{r['p95_ms']:.0f} | {r['p99_ms']:.0f} | "
+          f"{_num((r.get('server_latency_ms') or {}).get('p50'), 0)} | {r['errors']} | "
+          + ", ".join(f"{k} {v}" for k, v in r["statuses"].items()) + " |" for r in levels),
+        "",
+        f"Errors **{errors}** (non-200, transport failures, RunResults with status error or "
+        f"the wrong id; target 0: {'met' if errors == 0 else 'not met'}). The server's "
+        f"`/metrics` ({metrics['metric']}) counted {counted}, {cross}.{dominated}{load} "
+        f"Server ready in {server['startup_s']:.1f} s, exited {server['exit_code']} on "
+        f"SIGTERM. Measured {s['machine']['date'][:10]}.",
         "",
     ]
 
