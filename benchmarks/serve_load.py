@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -377,13 +378,8 @@ def _shares(outcomes: Sequence[Outcome]) -> dict[str, float] | None:
 
 
 def _pct(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q / 100
-    lo = int(k)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+    """Linear-interpolated percentile (numpy's default), NaN for no values."""
+    return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
 def _load1() -> float | None:
