@@ -28,7 +28,13 @@ from shoal.graphs.results import Record, RunResult
 from shoal.graphs.runtime import Graph
 from shoal.graphs.spec import END, ChainEdge, GraphSpec, RouteEdge
 from shoal.policies.budget import BudgetSpec
-from shoal.policies.calibration import CalibrationSummary, Example, curve, summarize
+from shoal.policies.calibration import (
+    CalibrationSummary,
+    Example,
+    curve,
+    random_baseline,
+    summarize,
+)
 from shoal.policies.escalation import NodeRule
 
 PlannerMode = Literal["live", "oracle"]
@@ -148,14 +154,13 @@ def render(summary: CalibrationSummary, collected: Collected, console: Console, 
     if collected.planner_failed:
         console.print(f"{collected.planner_failed} planner call(s) failed; counted as wrong")
     points = curve(collected.examples, SHOWN_SHARES)
-    random = {round(p.share, 6): p for p in _random(summary)}
+    random = random_baseline(collected.examples, SHOWN_SHARES)
     table = Table(title="quality vs planner share", title_justify="left")
     for col in ("share", "threshold", "accuracy", "PGR", "random accuracy", "random PGR"):
         table.add_column(col, justify="right")
-    for want, p in zip(SHOWN_SHARES, points, strict=True):
-        rnd = random.get(round(want, 6))
+    for want, p, rnd in zip(SHOWN_SHARES, points, random, strict=True):
         table.add_row(f"{want:.2f} ({p.share:.2f})", f"{p.threshold:.3f}", f"{p.quality:.3f}",
-                      _f(p.pgr), _f(rnd.quality if rnd else None), _f(rnd.pgr if rnd else None))
+                      _f(p.pgr), _f(rnd.quality), _f(rnd.pgr))
     console.print(table)
     console.print(f"APGR {_f(summary.apgr)} (random {_f(summary.random_apgr)});  "
                   f"CPT(50%) {_f(summary.cpt50)}  CPT(80%) {_f(summary.cpt80)}  "
@@ -166,16 +171,6 @@ def render(summary: CalibrationSummary, collected: Collected, console: Console, 
     console.print(f"chosen: below {_threshold(summary.chosen_threshold):.4f} -> share "
                   f"{summary.chosen_share:.3f}, accuracy {summary.chosen_quality:.3f} "
                   f"(target share {summary.target_share:g})")
-
-
-def _random(summary: CalibrationSummary) -> list[Any]:
-    from shoal.policies.calibration import random_baseline
-
-    weak = round(summary.local_quality * summary.n)
-    strong = round(summary.planner_quality * summary.n)
-    fake = [Example(id=str(i), confidence=0.5, local_correct=i < weak,
-                    planner_correct=i < strong) for i in range(summary.n)]
-    return random_baseline(fake, SHOWN_SHARES)
 
 
 def _f(value: float | None) -> str:
@@ -189,17 +184,15 @@ def _threshold(value: float) -> float:
 
 def write_policy(path: Path, *, graph: str, node: str, summary: CalibrationSummary,
                  mode: PlannerMode, data: Path) -> None:
-    threshold = math.floor(_threshold(summary.chosen_threshold) * 10_000) / 10_000
-    if threshold < summary.chosen_threshold and summary.chosen_threshold <= 1.0:
-        # Rounding down must not drop an example at the threshold out of the escalated set.
-        threshold = math.ceil(summary.chosen_threshold * 10_000) / 10_000
+    # Rounded up to 4 decimals: every example below the chosen threshold still escalates.
+    threshold = math.ceil(_threshold(summary.chosen_threshold) * 10_000) / 10_000
     doc = {
         "escalation": 1,
         "name": f"{graph}-calibrated",
         "description": (f"shoal calibrate on {data.name} ({summary.n} records, {mode} planner): "
                         f"share {summary.chosen_share:.3f}, accuracy "
                         f"{summary.chosen_quality:.3f}, APGR {_f(summary.apgr)}"),
-        "nodes": {node: {"below": min(1.0, threshold)}},
+        "nodes": {node: {"below": threshold}},
     }
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
 

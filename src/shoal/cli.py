@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -419,10 +420,8 @@ def outbox_list(
     table = Table(title=f"outbox {path}", title_justify="left")
     for col in ("id", "queued", "graph", "node", "record", "status", "attempts", "last error"):
         table.add_column(col)
-    import time as _time
-
     for r in rows:
-        table.add_row(r.id, f"{(_time.time() - r.created) / 60:.1f} min ago", r.graph, r.node,
+        table.add_row(r.id, f"{(time.time() - r.created) / 60:.1f} min ago", r.graph, r.node,
                       r.record_id, r.status + (" (applied)" if r.applied else ""),
                       str(r.attempts), (r.last_error or "")[:60])
     Console().print(table)

@@ -255,24 +255,19 @@ class Escalator:
             kinds = ", ".join(f"{n} {t}" for t, n in sorted(exc.types.items()))
             return self._kept(node, result, reason,
                               f"egress blocked ({kinds} survived masking)", estimate)
-        except BackendError as exc:
-            if self.outbox is None:
-                return self._kept(node, result, reason,
-                                  f"planner failed ({exc.code}: {exc.message[:200]})", estimate)
-            # Unreachable, timed out or circuit open: the escalation waits in the outbox.
-            esc_id = await asyncio.to_thread(
-                self.outbox.put, graph=self.graph, node=node, record_id=ctx.record_id,
-                run_id=ctx.run_id, task=task, text=ctx.text, draft=draft,
-                labels=sorted(labels) if labels else None, max_tokens=self.max_tokens,
-                reason=reason, error=f"{exc.code}: {exc.message[:200]}")
-            _log.warning("escalation_queued", node=node, record_id=ctx.record_id,
-                         escalation_id=esc_id, code=str(exc.code))
-            out = self._kept(node, result, reason,
-                             f"pending_escalation {esc_id} (planner unavailable: {exc.code})",
-                             estimate)
-            out.pending = esc_id
-            return out
         except ShoalError as exc:
+            if isinstance(exc, BackendError) and self.outbox is not None:
+                # Unreachable, timed out or circuit open: the escalation waits in the outbox.
+                esc_id = await asyncio.to_thread(
+                    self.outbox.put, graph=self.graph, node=node, record_id=ctx.record_id,
+                    run_id=ctx.run_id, task=task, text=ctx.text, draft=draft,
+                    labels=sorted(labels) if labels else None, max_tokens=self.max_tokens,
+                    reason=reason, error=f"{exc.code}: {exc.message[:200]}")
+                _log.warning("escalation_queued", node=node, record_id=ctx.record_id,
+                             escalation_id=esc_id, code=str(exc.code))
+                return self._kept(node, result, reason,
+                                  f"pending_escalation {esc_id} (planner unavailable: "
+                                  f"{exc.code})", estimate, pending=esc_id)
             return self._kept(node, result, reason,
                               f"planner failed ({exc.code}: {exc.message[:200]})", estimate)
         planner_ms = (time.perf_counter() - start) * 1000.0
@@ -320,11 +315,11 @@ class Escalator:
         return self.planner.estimate_usd(len(task) + len(text) + len(draft_text) + 400)
 
     def _kept(self, node: str, result: AgentResult, reason: str | None, why: str,
-              estimate: float) -> Outcome:
+              estimate: float, pending: str | None = None) -> Outcome:
         _log.info("escalation_skipped", node=node, why=why.split(" ", 1)[0])
         wanted = f"; {reason}" if reason else ""
         return Outcome(result, False, f"{why}; local answer kept{wanted}",
-                       NodeCost(estimate_usd=estimate))
+                       NodeCost(estimate_usd=estimate), pending=pending)
 
 
 def _unmask(run_id: str, text: str) -> str:
