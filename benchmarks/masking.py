@@ -166,13 +166,13 @@ def build_vanilla(model: str) -> Any:
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
-    from shoal.policies.privacy import _offline_email_recognizer
+    from shoal.policies.privacy import offline_email_recognizer
 
     provider = NlpEngineProvider(nlp_configuration={
         "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}]})
     engine = AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
     engine.registry.remove_recognizer("EmailRecognizer")
-    engine.registry.add_recognizer(_offline_email_recognizer())
+    engine.registry.add_recognizer(offline_email_recognizer())
     return engine
 
 

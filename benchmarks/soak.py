@@ -21,7 +21,8 @@ VmRSS) before the graph is built, after it is built (before the warm-up), after 
 ``--warmup`` messages (the start: loading and first calls are not growth), at every window and at
 the end, plus the peak; growth = (end - start) / start, and a least-squares slope over the
 windows (MB per 1,000 messages) to tell a plateau from a leak. Per window also the live privacy
-vaults (``active_runs()``: at most the runs in flight, so at most ``--concurrency``; 0 at the
+vaults holding values (``active_vaults()``: at most the runs in flight, so at most
+``--concurrency``; 0 at the
 end) and the number of objects the garbage collector tracks. Records: lost = inputs - distinct
 result ids, duplicates, ids not among the inputs, counts per status (``ok`` / ``refused``
 expected; errors listed by code).
@@ -58,6 +59,7 @@ from rich.table import Table
 from shoal._calibrate import calibration_graph
 from shoal.graphs.runtime import Graph
 from shoal.observability import configure_logging
+from shoal.policies.privacy import Vault
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPH = ROOT / "examples/healthcare/cascade.yaml"
@@ -99,9 +101,10 @@ def _proc_status_kb(field: str) -> float:
     return float(found.group(1))
 
 
-def active_vaults() -> int | None:
-    privacy = sys.modules.get("shoal.policies.privacy")
-    return None if privacy is None else int(privacy.active_runs())
+def active_vaults() -> int:
+    """Pseudonym vaults still holding values: a run's scope empties its vault when the run ends,
+    so at most the runs in flight, and 0 after the last."""
+    return sum(1 for o in gc.get_objects() if isinstance(o, Vault) and len(o))
 
 
 # --- graph and messages --------------------------------------------------------------------------

@@ -28,8 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import shoal
+from shoal.graphs.report import Summary, render_summary
 from shoal.observability import configure_logging
-from shoal.observability.report import Summary, render_summary
 
 HERE = Path(__file__).resolve().parent
 GRAPH = HERE / "cascade.yaml"

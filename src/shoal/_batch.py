@@ -24,10 +24,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from shoal.errors import ErrorCode, ShoalError
+from shoal.graphs.report import Summary, render_summary, summarize_file
 from shoal.graphs.results import ErrorInfo, Record, RunResult
 from shoal.graphs.runtime import Graph
 from shoal.observability.logging import get_logger
-from shoal.observability.report import Summary, render_summary, summarize_file
 
 _log = get_logger()
 

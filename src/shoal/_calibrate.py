@@ -4,7 +4,8 @@ The graph runs up to the node (the nodes after it are cut off: calibration needs
 label and confidence, not a drafted reply), once per labelled record, with the node forced to
 escalate so the planner's answer is on record next to the local one. With ``--planner oracle``
 nothing is sent anywhere: the planner is assumed right (the ceiling a strong model approaches).
-The math is :mod:`shoal.policies.calibration`; this module runs the graph and writes the policy.
+The math is :mod:`shoal.policies.escalation.calibration`; this module runs the graph and writes
+the policy.
 """
 
 from __future__ import annotations
@@ -23,19 +24,19 @@ from rich.table import Table
 
 from shoal.errors import SpecError
 from shoal.graphs.compiler import check
-from shoal.graphs.loader import load_spec, problems_to_issues
+from shoal.graphs.loader import load_spec, spec_issues
 from shoal.graphs.results import Record, RunResult
 from shoal.graphs.runtime import Graph
 from shoal.graphs.spec import END, ChainEdge, GraphSpec, RouteEdge
-from shoal.policies.budget import BudgetSpec
-from shoal.policies.calibration import (
+from shoal.policies.escalation import NodeRule
+from shoal.policies.escalation.budget import BudgetSpec
+from shoal.policies.escalation.calibration import (
     CalibrationSummary,
     Example,
     curve,
     random_baseline,
     summarize,
 )
-from shoal.policies.escalation import NodeRule
 
 PlannerMode = Literal["live", "oracle"]
 SHOWN_SHARES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
@@ -89,7 +90,7 @@ def calibration_graph(path: Path, node: str, mode: PlannerMode) -> Graph:
         raise ValueError(f"graph {spec.name!r} has no node {node!r}")
     problems = check(spec, base_dir=path.parent)
     if problems:  # the whole graph must be sound; the cut below is checked through it
-        raise SpecError(problems_to_issues(problems, source, spec.name))
+        raise SpecError(spec_issues(problems, source, spec.name))
     cut = prefix_spec(spec, node)
     if mode == "oracle":
         cut = cut.model_copy(update={"escalation": None})

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shoal.agents.planner import ask_planner
 from shoal.errors import BackendError, ShoalError
 from shoal.graphs.results import RunResult
 from shoal.graphs.runtime import Graph
 from shoal.observability.logging import get_logger
-from shoal.policies.outbox import Outbox, OutboxRow
+from shoal.policies.escalation import Outbox, OutboxRow, ask_planner
 
 _log = get_logger()
 MAX_ATTEMPTS = 4
@@ -52,9 +51,10 @@ async def send_pending(graph: Graph, outbox: Outbox, report: DrainReport) -> Non
             report.skipped += 1
             continue
         try:
-            planned = await ask_planner(planner, task=row.task, text=row.text, draft=row.draft,
-                                        labels=row.labels, max_tokens=row.max_tokens,
-                                        timeout_s=graph.escalator.timeout_s)
+            reply = await ask_planner(planner, system=graph.escalator.system, task=row.task,
+                                      text=row.text, draft=row.draft, labels=row.labels,
+                                      max_tokens=row.max_tokens,
+                                      timeout_s=graph.escalator.timeout_s)
         except BackendError as exc:
             outbox.release(row.id, f"{exc.code}: {exc.message[:200]}")
             report.failed += 1
@@ -66,9 +66,8 @@ async def send_pending(graph: Graph, outbox: Outbox, report: DrainReport) -> Non
             report.failed += 1
             report.gave_up += int(give_up)
             continue
-        answer = dict(planned.output) if isinstance(planned.output, dict) else {
-            "answer": planned.output}
-        answer["confidence"] = planned.confidence
+        answer = reply.output()
+        answer["confidence"] = reply.confidence
         outbox.complete(row.id, answer)
         report.sent += 1
         _log.info("escalation_drained", escalation_id=row.id, node=row.node,

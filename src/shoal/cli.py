@@ -169,7 +169,7 @@ def report(
     """
     import json
 
-    from shoal.observability.report import Unreadable, render_summary, summarize_file
+    from shoal.graphs.report import Unreadable, render_summary, summarize_file
 
     if not results.is_file():
         _fail(f"{results}: no such file")
@@ -384,14 +384,13 @@ app.add_typer(outbox_app, name="outbox")
 
 
 def _outbox(db: Path | None, graph_path: Path | None) -> tuple[Path, Graph | None]:
-    from shoal.graphs.runtime import _outbox_path
-    from shoal.policies.outbox import default_outbox_path
+    from shoal.policies.escalation.outbox import default_outbox_path
 
     graph = _load(graph_path) if graph_path is not None else None
     if db is not None:
         return db, graph
     if graph is not None:
-        return _outbox_path(graph.spec, graph_path.parent if graph_path else None), graph
+        return graph.outbox_path, graph
     return default_outbox_path(), graph
 
 
@@ -407,7 +406,7 @@ def outbox_list(
     (never the text)."""
     from rich.table import Table
 
-    from shoal.policies.outbox import Outbox
+    from shoal.policies.escalation.outbox import Outbox
 
     configure_logging("warning", stream=sys.stderr)
     path, graph = _outbox(db, graph_path)
@@ -440,7 +439,7 @@ def outbox_drain(
     """Send queued escalations to the planner (each at most once) and write the answers into
     the stored results. Safe to run again after an interruption."""
     from shoal import _drain
-    from shoal.policies.outbox import Outbox
+    from shoal.policies.escalation.outbox import Outbox
 
     configure_logging("warning", stream=sys.stderr)
     if results is not None and not results.is_file():

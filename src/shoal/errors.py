@@ -7,7 +7,8 @@
     ├── AgentError                an agent raised or returned something unusable
     ├── OutputValidationError     a model's structured output failed its schema
     ├── PolicyViolation           a policy blocked an action
-    └── InputError                a batch record cannot be run (names its record id)
+    ├── InputError                a batch record cannot be run (names its record id)
+    └── MissingExtra              a feature needs an optional extra that is not installed
 
 Every error names its place keyword-only (``file:line``, ``node``, ``agent``, ``backend``,
 ``record_id``) and carries an :class:`ErrorCode` documented in ``docs/errors.md``. Messages never
@@ -33,6 +34,7 @@ class ErrorCode(StrEnum):
     INPUT_INVALID = "input_invalid"
     EGRESS_BLOCKED = "egress_blocked"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    EXTRA_MISSING = "extra_missing"
 
 
 class ShoalError(Exception):
@@ -179,3 +181,14 @@ class InputError(ShoalError):
         super().__init__(f"{prefix}record {record_id!r}: {message}")
         self.record_id = record_id
         self.where = where
+
+
+class MissingExtra(ShoalError):
+    """A feature needs an optional extra (``pip install 'shoal[privacy]'``) that is not
+    installed. The message names the feature, the extra and the missing modules."""
+
+    code = ErrorCode.EXTRA_MISSING
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra

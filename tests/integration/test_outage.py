@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import shoal
 from shoal.cli import app
 from shoal.models.local_server import free_port, serve_embedded
-from shoal.policies.outbox import Outbox
+from shoal.policies.escalation.outbox import Outbox
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -96,7 +96,7 @@ def test_planner_killed_mid_batch_and_restarted(tmp_path: Path,
     monkeypatch.setenv("SHOAL_OUTBOX", str(tmp_path / "outbox.sqlite"))
     graph_yaml = tmp_path / "triage.yaml"
     text = (HEALTH / "triage.yaml").read_text().replace(
-        "policies: [policies/triage-calibrated.yaml]", "").replace(
+        "policies: [policies/triage-calibrated.yaml]", "policies: []").replace(
         "path: models/triage.onnx", f"path: {HEALTH / 'models' / 'triage.onnx'}").replace(
         "escalate_below: 0.5", "escalate_below: 0.99")
     graph_yaml.write_text(text)

@@ -94,9 +94,13 @@ def test_an_escalating_node_before_the_masker_is_refused(tmp_path: Path) -> None
     assert "'answer'" not in message  # after the masker: fine
 
     (tmp_path / "p.yaml").write_text("escalation: 1\nname: p\nnodes:\n  guard: {on_flag: false}\n")
-    ok = remote_spec(nodes, ["guard -> mask -> answer"]).model_copy(
-        update={"policies": ["p.yaml"]})
-    shoal.Graph(ok, base_dir=tmp_path, models={"big": FakeBackend()})
+    ok = remote_spec(nodes, ["guard -> mask -> answer"])
+    assert ok.escalation is not None
+    ok = ok.model_copy(update={"escalation": ok.escalation.model_copy(
+        update={"policies": ["p.yaml"]})})
+    graph = shoal.Graph(ok, base_dir=tmp_path, models={"big": FakeBackend()})
+    guard = graph.rules.nodes["guard"]
+    assert guard is not None and not guard.active
 
 
 def test_a_local_planner_needs_no_masker() -> None:

@@ -62,8 +62,9 @@ def test_oracle_calibration_prints_the_curve_and_writes_a_policy(tmp_path: Path)
     assert below is not None and 0 < below <= 1
     # The policy file, added to the graph, sets the node's threshold.
     spec, _ = load_spec(HEALTH / "triage.yaml")
-    spec = spec.model_copy(update={"policies": [str(policy)]})
-    assert resolve_rules(spec, HEALTH).nodes["triage"] == written.nodes["triage"]
+    assert spec.escalation is not None
+    escalation = spec.escalation.model_copy(update={"policies": [str(policy)]})
+    assert resolve_rules(spec.nodes, escalation, HEALTH).nodes["triage"] == written.nodes["triage"]
 
 
 def test_unlabelled_lines_are_named_and_the_rest_still_calibrates(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shoal.policies.calibration import (
+from shoal.policies.escalation.calibration import (
     CalibrationSummary,
     CurvePoint,
     Example,

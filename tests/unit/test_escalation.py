@@ -18,8 +18,11 @@ import shoal
 from shoal import AgentContext, AgentResult, ChainEdge, GraphSpec, NodeSpec
 from shoal.errors import SpecError
 from shoal.graphs.spec import EscalationSpec, LlamaCppModelSpec
-from shoal.policies.budget import Budget, BudgetSpec
 from shoal.policies.escalation import NodeRule, load_policy, resolve_rules
+from shoal.policies.escalation.budget import Budget, BudgetSpec
+from shoal.policies.privacy import load_pack
+from shoal.policies.scope import RunScope
+from shoal.resources import PACKS, builtin_file
 from shoal.testing import FakeBackend
 
 
@@ -46,8 +49,7 @@ def spec(nodes: dict[str, dict[str, Any]], *, policies: list[str] | None = None,
         models={"big": LlamaCppModelSpec(kind="llamacpp", model="smollm2-135m-instruct")},
         nodes={k: NodeSpec(**v) for k, v in nodes.items()},
         edges=[ChainEdge.parse(" -> ".join(nodes))] if len(nodes) > 1 else [],
-        escalation=EscalationSpec(planner="big", **escalation),
-        policies=policies or [],
+        escalation=EscalationSpec(planner="big", policies=policies or [], **escalation),
     )
 
 
@@ -146,7 +148,7 @@ def test_policy_overrides_inline_threshold_and_later_policies_win(tmp_path: Path
         "escalation: 1\nname: two\nnodes:\n  b: {below: 0.3, task: Do b.}\n"
         "budget: {window: 40}\n")
     s = spec(three((1, 1, 1)), policies=["one.yaml", "two.yaml"], max_share=0.9)
-    rules = resolve_rules(s, tmp_path)
+    rules = resolve_rules(s.nodes, s.escalation, tmp_path)
     assert rules.problems == []
     assert rules.nodes["a"] == NodeRule(below=0.7)
     assert rules.nodes["b"] == NodeRule(below=0.3, task="Do b.")
@@ -167,10 +169,11 @@ def test_graph_check_reports_policy_problems_at_the_policies_entry(tmp_path: Pat
     (tmp_path / "p.yaml").write_text("escalation: 1\nname: p\nnodes:\n  zz: {below: 0.5}\n")
     (tmp_path / "g.yaml").write_text(
         "shoal: 1\nname: g\nmodels:\n  big: {kind: llamacpp, model: smollm2-135m-instruct}\n"
-        "nodes:\n  a: {agent: noop}\nescalation: {planner: big}\npolicies: [p.yaml]\n")
+        "nodes:\n  a: {agent: noop}\nescalation: {planner: big, policies: [p.yaml]}\n")
     with pytest.raises(SpecError) as err:
         shoal.load_graph(tmp_path / "g.yaml")
-    assert "g.yaml:8:" in str(err.value) and "'zz'" in str(err.value)
+    assert "g.yaml:7:39:" in str(err.value) and "'zz'" in str(err.value)
+    assert "(escalation.policies.0)" in str(err.value)
 
 
 def test_usd_budget_needs_a_planner_price(tmp_path: Path) -> None:
@@ -184,15 +187,17 @@ def test_usd_budget_needs_a_planner_price(tmp_path: Path) -> None:
 
 def test_budget_reserves_then_settles_tokens_per_run() -> None:
     budget = Budget(BudgetSpec(max_tokens_per_run=100))
-    first = budget.admit("r1", 60, 0.0)
+    r1, r2 = RunScope("r1"), RunScope("r2")
+    first = budget.admit(r1.spend, 60, 0.0)
     assert not isinstance(first, str)
-    refused = budget.admit("r1", 60, 0.0)  # 60 reserved + 60 > 100, even before settling
+    refused = budget.admit(r1.spend, 60, 0.0)  # 60 reserved + 60 > 100, even before settling
     assert isinstance(refused, str) and refused.startswith("budget_exhausted")
     budget.settle(first, 20, 0.0)  # the call used less than reserved
-    assert not isinstance(budget.admit("r1", 60, 0.0), str)
-    assert not isinstance(budget.admit("r2", 100, 0.0), str)  # another run has its own cap
-    budget.end_run("r1")
-    assert not isinstance(budget.admit("r1", 100, 0.0), str)
+    assert r1.spend.tokens == 20
+    assert not isinstance(budget.admit(r1.spend, 60, 0.0), str)
+    assert not isinstance(budget.admit(r2.spend, 100, 0.0), str)  # another run has its own cap
+    # A new run (a new scope) starts from nothing; the old scope's spending went with it.
+    assert not isinstance(budget.admit(RunScope("r1").spend, 100, 0.0), str)
 
 
 def test_budget_share_window_slides() -> None:
@@ -204,15 +209,18 @@ def test_budget_share_window_slides() -> None:
 
 
 def test_a_builtin_escalation_policy_sets_the_budget() -> None:
-    rules = resolve_rules(spec({"a": {"agent": "noop"}}, policies=["planner_share_20"]), None)
+    s = spec({"a": {"agent": "noop"}}, policies=["planner_share_20"])
+    rules = resolve_rules(s.nodes, s.escalation, None)
     assert (rules.budget.max_share, rules.budget.window) == (0.2, 200)
 
 
-def test_an_escalation_policy_is_not_an_identifier_pack() -> None:
-    from shoal.policies.packs import load_pack
-
+def test_an_escalation_policy_is_not_an_identifier_pack(tmp_path: Path) -> None:
+    policy = tmp_path / "share.yaml"
+    policy.write_text("escalation: 1\nname: share\nbudget: {max_share: 0.2}\n")
     with pytest.raises(SpecError, match="escalation policy, not an identifier pack"):
-        load_pack("planner_share_20")
+        load_pack(str(policy))
+    with pytest.raises(SpecError, match="identifier pack, not an escalation policy"):
+        load_policy(builtin_file(PACKS, "hipaa_safe_harbor") or Path("missing"))
 
 
 async def test_attach_keeps_the_local_output_and_adds_the_planners(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from shoal.agents.input_guard import (
 )
 from shoal.models.onnx import load_classifier, read_sidecar
 
-DATA = Path(__file__).resolve().parents[2] / "src/shoal/agents/data/guard_train.jsonl"
+DATA = Path(__file__).resolve().parents[2] / "tools/guard/guard_train.jsonl"
 
 HELD_OUT: dict[str, list[str]] = {
     "allow": [

@@ -211,14 +211,22 @@ def test_python_built_spec_gets_the_same_checks():
     assert str(info.value).startswith("<graph py>: nodes.a.agent: unknown agent 'nope'")
 
 
-def test_policy_files_and_packs_are_checked(write_yaml, tmp_path: Path):
-    (tmp_path / "mine.yaml").write_text("rules: []\n")
-    path = write_yaml(GOOD.replace("nodes:", "policies: [mine.yaml, other.yaml, no_such_pack]\n"
+def test_packs_are_checked(write_yaml, tmp_path: Path):
+    (tmp_path / "mine.yaml").write_text("pack: 1\n")
+    path = write_yaml(GOOD.replace("nodes:", "packs: [mine.yaml, other.yaml, no_such_pack]\n"
                                               "nodes:"))
     errors = errors_of(path)
     assert len(errors) == 2
-    assert errors[0].startswith(f"{path}:3:23: policy file 'other.yaml' not found")
-    assert errors[1].startswith(f"{path}:3:35: unknown policy pack 'no_such_pack'")
+    assert errors[0].startswith(f"{path}:3:20: pack file 'other.yaml' not found")
+    assert errors[1].startswith(f"{path}:3:32: unknown identifier pack 'no_such_pack'")
+
+
+def test_the_old_policies_key_shows_the_new_spelling(write_yaml):
+    path = write_yaml(GOOD.replace("nodes:", "policies: [hipaa_safe_harbor, p.yaml]\nnodes:"))
+    [error] = errors_of(path)
+    assert error.startswith(f"{path}:3:1: 'policies:' is no longer a graph key")
+    assert ("write packs: [hipaa_safe_harbor] and escalation: {policies: [p.yaml]}"
+            in error)
 
 
 def test_a_model_that_cannot_serve_the_agent_is_a_spec_error(write_yaml):

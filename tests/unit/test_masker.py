@@ -20,9 +20,12 @@ from typing import Any
 import pytest
 
 import shoal
+from shoal.agents import AgentContext
 from shoal.errors import SpecError
 from shoal.policies import privacy
-from shoal.policies.packs import load_pack
+from shoal.policies.privacy.detector import _chunks
+from shoal.policies.privacy.packs import load_pack
+from shoal.policies.scope import RunScope
 
 # (kind id, canary) pairs; each canary occurs in its note's text.
 NOTES: list[dict[str, Any]] = [
@@ -133,7 +136,7 @@ def test_bad_pack_names_its_file_and_line(tmp_path: Path):
 
 def test_chunks_cover_the_text_and_cut_at_whitespace():
     text = " ".join(f"word{i}" for i in range(5000))
-    pieces = list(privacy._chunks(text, 1000, 100))
+    pieces = list(_chunks(text, 1000, 100))
     assert pieces[0][0] == 0 and pieces[-1][0] + len(pieces[-1][1]) == len(text)
     for (start, piece), (nxt, _) in itertools.pairwise(pieces):
         assert text[start:start + len(piece)] == piece
@@ -148,11 +151,22 @@ def test_vault_is_consistent_and_avoids_literal_tokens():
     assert vault.pseudonym("NAME", "Ann") == "[NAME_2]"
     assert vault.pseudonym("NAME", "Bob") == "[NAME_3]"
     assert "Ann" not in repr(vault)
-    assert privacy.vault_for("run-x") is privacy.vault_for("run-x")
-    before = privacy.active_runs()
-    privacy.release("run-x")
-    privacy.release("run-x")
-    assert privacy.active_runs() == before - 1
+    assert vault.unmask("[NAME_2] and [NAME_3] and [NAME_9]") == "Ann and Bob and [NAME_9]"
+    vault.clear()
+    assert len(vault) == 0 and vault.unmask("[NAME_2]") == "[NAME_2]"
+
+
+def test_the_runs_scope_owns_its_vault_and_closes_it():
+    scope = RunScope("run-x")
+    token = scope.vault.pseudonym("NAME", "Ann")
+    assert AgentContext(node="n", run_id="run-x", record_id="r", text="",
+                        scope=scope).scope.vault.original(token) == "Ann"
+    assert "Ann" not in repr(scope)
+    scope.close()
+    assert scope.vault.original(token) is None
+    # A context built by hand gets a scope (and vault) of its own.
+    ctx = AgentContext(node="n", run_id="r2", record_id="r2", text="")
+    assert ctx.scope.run_id == "r2" and len(ctx.scope.vault) == 0
 
 
 def test_mask_records_reports_bad_lines_and_runs_the_rest(tmp_path: Path, monkeypatch):
@@ -408,7 +422,7 @@ def test_one_megabyte_text_is_masked_whole(det: privacy.Detector):
     base = (filler * (1_000_000 // len(filler) + 2))[:1_000_000]
     # Put identifiers across the cut points the chunker will choose for the filler text.
     cuts = [start + len(piece) for start, piece in
-            privacy._chunks(base, det.chunk_chars, det.overlap)][:-1]
+            _chunks(base, det.chunk_chars, det.overlap)][:-1]
     canaries = ["123-45-6789", "jane.canary@example.org", "(555) 867-5309", "MRN: 99887766"]
     pieces, cursor, placed = [], 0, []
     for i, cut in enumerate(cuts[::25]):
@@ -453,19 +467,16 @@ def test_masker_node_in_a_graph_leaks_nothing(log_stream: io.StringIO):
     spec = shoal.GraphSpec(name="mask-only",
                            nodes={"mask": shoal.NodeSpec(agent="privacy_masker")})
     result = shoal.Graph(spec).run(text, id="rec-mask")
-    try:
-        assert result.status == "ok", result.error
-        output = result.output
-        assert isinstance(output, dict) and "[NAME_1]" in output["masked"]
-        trace = json.dumps([n.model_dump() for n in result.nodes])
-        logs = log_stream.getvalue()
-        for _, canary in NOTES[0]["canaries"]:
-            assert canary not in output["masked"]
-            assert canary not in trace
-            assert canary not in logs
-            assert canary not in json.dumps(output["entities"])
-        node = result.nodes[0]
-        assert node.agent == "privacy_masker" and 0.5 <= node.confidence <= 1.0
-    finally:
-        if result.run_id is not None:
-            privacy.release(result.run_id)
+    assert result.status == "ok", result.error
+    output = result.output
+    assert isinstance(output, dict) and "[NAME_1]" in output["masked"]
+    trace = json.dumps([n.model_dump() for n in result.nodes])
+    logs = log_stream.getvalue()
+    for _, canary in NOTES[0]["canaries"]:
+        assert canary not in output["masked"]
+        assert canary not in trace
+        assert canary not in logs
+        assert canary not in json.dumps(output["entities"])
+    node = result.nodes[0]
+    assert node.agent == "privacy_masker" and 0.5 <= node.confidence <= 1.0
+

@@ -15,8 +15,8 @@ import shoal
 from shoal import _drain
 from shoal.errors import BackendError
 from shoal.graphs.spec import EscalationSpec
-from shoal.policies.circuit import CircuitBreaker, CircuitOpen
-from shoal.policies.outbox import Outbox
+from shoal.policies.escalation.circuit import CircuitBreaker, CircuitOpen
+from shoal.policies.escalation.outbox import Outbox
 from shoal.testing import FakeBackend
 
 

@@ -13,8 +13,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from shoal.cli import app
+from shoal.graphs.report import Summary, render_summary, summarize_file
 from shoal.graphs.results import STATUSES, RunResult
-from shoal.observability.report import Summary, render_summary, summarize_file
 
 runner = CliRunner()
 

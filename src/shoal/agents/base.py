@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shoal.errors import AgentError
+from shoal.policies.scope import RunScope
 
 ENTRY_POINT_GROUP = "shoal.agents"
 
@@ -42,13 +46,22 @@ class AgentConfig(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class AgentContext:
-    """What a node's agent sees: the working text (masked once a masker ran) and earlier results."""
+    """What a node's agent sees: the working text (masked once a masker ran), earlier nodes'
+    results, and the run's scope (its pseudonym vault; see :class:`shoal.policies.scope.RunScope`).
+
+    The runtime passes the run's scope; a context built by hand (in a test) gets a fresh one.
+    """
 
     node: str
     run_id: str
     record_id: str
     text: str
     results: Mapping[str, AgentResult] = field(default_factory=dict)
+    scope: RunScope = None  # type: ignore[assignment]  # filled in by __post_init__
+
+    def __post_init__(self) -> None:
+        if cast("RunScope | None", self.scope) is None:
+            object.__setattr__(self, "scope", RunScope(self.run_id, self.record_id))
 
 
 class Agent:
@@ -62,6 +75,9 @@ class Agent:
     model_protocols: ClassVar[tuple[type, ...]] = ()
     """The model protocols (shoal.models) this agent can run on; non-empty means a node of it
     must name a model, and the model must implement one of them."""
+    extra: ClassVar[str | None] = None
+    """The optional extra (``shoal[privacy]``) this agent needs; the compiler names it when it is
+    not installed."""
 
     def __init__(self, config: AgentConfig, *, node: str, model: Any = None) -> None:
         self.config = config
@@ -70,8 +86,6 @@ class Agent:
         """The node's backend (a Generator, LabelScorer, Classifier or Embedder), or None."""
         wanted = type(self).model_protocols
         if wanted and not isinstance(model, wanted):
-            from shoal.errors import AgentError
-
             names = " or ".join(p.__name__ for p in wanted)
             raise AgentError(f"model must be a {names}, got {type(model).__name__}",
                              node=node, agent=self.name)
@@ -187,8 +201,6 @@ def _load_builtins() -> None:
     global _builtins_loaded
     if not _builtins_loaded:
         _builtins_loaded = True
-        import importlib
-
         for module in BUILTIN_MODULES:
             importlib.import_module(module)
 

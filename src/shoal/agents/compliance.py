@@ -54,7 +54,15 @@ from pydantic import Field, field_validator
 
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
 from shoal.errors import PolicyViolation
+from shoal.models.pool import run_blocking
+from shoal.policies import privacy
 from shoal.policies.audit import AuditCheck, AuditLog, audit_log
+from shoal.policies.privacy import (
+    builtin_pack_names,
+    load_pack,
+    outside_pseudonyms,
+    pseudonym_pattern,
+)
 
 __all__ = [
     "AUDIT_ENV",
@@ -159,8 +167,6 @@ class ComplianceConfig(AgentConfig):
     @field_validator("pack")
     @classmethod
     def _pack(cls, value: str) -> str:
-        from shoal.policies.packs import builtin_pack_names
-
         if value.endswith((".yaml", ".yml")) or value in builtin_pack_names():
             return value
         raise ValueError(f"unknown pack {value!r} (built-in: {', '.join(builtin_pack_names())})")
@@ -209,12 +215,11 @@ class ComplianceChecker(Agent):
     name = "compliance_checker"
     Config = ComplianceConfig
     config: ComplianceConfig
+    extra = "privacy"
 
     def __init__(self, config: AgentConfig, *, node: str, model: Any = None,
                  scan: ScanFn | None = None) -> None:
         super().__init__(config, node=node, model=model)
-        from shoal.policies.packs import load_pack
-
         # The pack is YAML only (no presidio): loading it here reports a broken pack when the
         # graph is built, not on the first message.
         self._pack = load_pack(self.config.pack)
@@ -247,8 +252,6 @@ class ComplianceChecker(Agent):
 
     @cached_property
     def _pseudonym(self) -> re.Pattern[str]:
-        from shoal.policies.privacy import pseudonym_pattern
-
         return pseudonym_pattern(self._pack)
 
     @cached_property
@@ -321,13 +324,9 @@ class ComplianceChecker(Agent):
             tokens = [(m.start(), m.end()) for m in self._pseudonym.finditer(text)]
             pseudonyms = {text[s:e] for s, e in tokens}
             found = await self._scan(text) if text.strip() else []
-            from shoal.policies.privacy import outside_pseudonyms
-
             unmasked = outside_pseudonyms(text, found, self._pack)
             if self.config.allow_sender_identifiers and unmasked:
-                from shoal.policies.privacy import vault_for
-
-                vault = vault_for(ctx.run_id)
+                vault = ctx.scope.vault
                 unmasked = [h for h in unmasked if not vault.holds(text[h.start:h.end])]
         emergency, source = False, ""
         if "emergency_routed" in self.config.checks:
@@ -346,9 +345,6 @@ class ComplianceChecker(Agent):
     async def _scan(self, text: str) -> Sequence[Found]:
         if self._scan_fn is not None:
             return await self._scan_fn(text)
-        from shoal.models.pool import run_blocking
-        from shoal.policies import privacy
-
         # The pack name (not the object) keys the process's detector, so the masker's is reused;
         # building it loads spaCy once per process, so that runs in the pool as well.
         detector = await run_blocking(

@@ -5,7 +5,7 @@ Two parts, combined:
 
 - A trained classifier (default: the packaged ``guard.onnx``, TF-IDF + logistic regression
   over ``allow | injection | jailbreak | off_topic``, built by
-  ``python -m shoal.agents.data.build_guard``).
+  ``make guard-model``; data and scripts in ``tools/guard/``).
   A node may name another ``onnx-classifier`` model; its labels must include ``allow``; a label
   ``off_topic`` gets the off-topic action, every other non-``allow`` label counts as an attack.
 - Rules: high-precision regular expressions for injection and jailbreak markers, and the chat
@@ -57,6 +57,7 @@ from pydantic import Field, model_validator
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
 from shoal.errors import AgentError
 from shoal.models.base import Classifier
+from shoal.models.onnx import load_classifier
 
 __all__ = ["GuardConfig", "InputGuard", "RULES", "Rule", "default_model_path", "strip_special"]
 
@@ -235,8 +236,6 @@ class InputGuard(Agent):
     def __init__(self, config: AgentConfig, *, node: str, model: Any = None) -> None:
         super().__init__(config, node=node, model=model)
         if model is None:
-            from shoal.models.onnx import load_classifier
-
             model = load_classifier(default_model_path(), name="input-guard")
         if not isinstance(model, Classifier):
             raise AgentError(f"model must be a trained Classifier (onnx-classifier), got "

@@ -1,8 +1,8 @@
 """The ``privacy_masker`` agent: replaces identifiers in the working text before any model sees it.
 
 Every later node reads the masked text (``AgentResult.text``). Pseudonyms come from the run's
-vault (:func:`shoal.policies.privacy.vault_for`), so ``[NAME_1]`` is the same person in every node
-of a run and can be reversed locally on the way back; the runtime releases the vault at run end.
+vault (``ctx.scope.vault``), so ``[NAME_1]`` is the same person in every node of a run and can be
+reversed locally on the way back; the vault ends with the run's scope.
 
 Confidence rule: masking is recall first, so a span the detector is unsure of is masked anyway
 and the risk left is over-masking, not a leak. Spans scored below the pack's ``ambiguous_below``
@@ -10,7 +10,7 @@ and the risk left is over-masking, not a leak. Spans scored below the pack's ``a
 ambiguous or nothing was found, never below 0.5). A node's ``escalate_below`` on a masker would
 hand the planner only the masked text.
 
-presidio and spaCy are imported on first use, not when this module is imported.
+presidio and spaCy are imported when the detector is first built, not when this module is imported.
 
 Outputs carry labels, offsets, replacements and scores, never the replaced values.
 """
@@ -26,10 +26,12 @@ from pydantic import Field, field_validator
 
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
 from shoal.errors import InputError, ShoalError
+from shoal.models.pool import run_blocking
+from shoal.policies import privacy
 
 __all__ = ["MaskerConfig", "PrivacyMasker", "confidence_for", "mask_records", "mask_text"]
 
-_MODES = ("pseudonymize", "redact", "hash")
+_MODES = privacy.MODES
 
 
 class MaskerConfig(AgentConfig):
@@ -62,18 +64,16 @@ class PrivacyMasker(Agent):
 
     name = "privacy_masker"
     Config = MaskerConfig
+    extra = "privacy"
     config: MaskerConfig
 
     async def run(self, ctx: AgentContext) -> AgentResult:
-        from shoal.models.pool import run_blocking
-        from shoal.policies import privacy
-
         # Building the detector loads spaCy (seconds, once per process): do it in the pool too.
         detector = await run_blocking(
             privacy.detector, self.config.pack, score_threshold=self.config.score_threshold,
             backend=privacy.BACKEND, timeout_s=None)
         result = await detector.amask(ctx.text, mode=self.config.mode,  # type: ignore[arg-type]
-                                      vault=privacy.vault_for(ctx.run_id),
+                                      vault=ctx.scope.vault,
                                       timeout_s=self.config.timeout_s)
         confidence = confidence_for(result.entities, detector.pack.ambiguous_below)
         ambiguous = sum(1 for e in result.entities if e["score"] < detector.pack.ambiguous_below)
@@ -92,12 +92,10 @@ def mask_text(text: str, pack: str = "hipaa_safe_harbor", mode: str = "pseudonym
 
     Each call uses a fresh vault: pseudonyms are consistent within the text only.
     """
-    from shoal.policies import privacy
-
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {', '.join(_MODES)}")
     result = privacy.detector(pack, score_threshold=score_threshold).mask(
-        text, mode=mode)  # type: ignore[arg-type]
+        text, mode=mode)
     return {"id": id, "masked": result.masked, "entities": result.entities}
 
 
@@ -115,8 +113,6 @@ def mask_records(
     ``{"id", "error": {"code", "message"}}`` whose message names ``FILE:LINE`` and the id (never
     the text); the rest still run. Returns ``{"records", "masked", "errors"}``.
     """
-    from shoal.policies import privacy
-
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {', '.join(_MODES)}")
     detector = privacy.detector(pack, score_threshold=score_threshold)
@@ -133,7 +129,7 @@ def mask_records(
             else:
                 assert text is not None
                 try:
-                    result = detector.mask(text, mode=mode)  # type: ignore[arg-type]
+                    result = detector.mask(text, mode=mode)
                 except ShoalError as exc:
                     row = {"id": record_id, "error": {
                         "code": str(exc.code),

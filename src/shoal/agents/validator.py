@@ -599,6 +599,7 @@ class MedicalValidator(Agent):
     """Checks medications, doses and ICD-10-CM codes; flags, never rewrites the text."""
 
     name = AGENT_NAME
+    extra = "medical"
     Config = MedicalValidatorConfig
     config: MedicalValidatorConfig
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,15 @@ from langgraph.graph import START, StateGraph
 from pydantic import ValidationError
 
 from shoal.agents.base import Agent, AgentConfig, agent_names, get_agent
-from shoal.graphs.loader import Loc, Problem, validation_problems
+from shoal.extras import missing
 from shoal.graphs.node import NodeRunner
-from shoal.graphs.spec import END, ChainEdge, GraphSpec, RouteEdge
+from shoal.graphs.spec import END, ChainEdge, GraphSpec, RouteEdge, is_remote
 from shoal.graphs.state import RunState
-
-
-def builtin_packs() -> list[str]:
-    """Names of the policy packs shipped in ``shoal/policies/packs``."""
-    root = files("shoal.policies") / "packs"
-    if not root.is_dir():
-        return []
-    return sorted(p.name.rsplit(".", 1)[0] for p in root.iterdir() if p.name.endswith(".yaml"))
+from shoal.models.base import Generator
+from shoal.models.registry import kind_protocols
+from shoal.policies.escalation import UNMASKABLE_AGENTS, resolve_rules
+from shoal.policies.privacy import builtin_pack_names
+from shoal.yaml_source import Loc, Problem, validation_problems
 
 
 def _did_you_mean(name: str, options: Sequence[str]) -> str:
@@ -97,6 +93,8 @@ def check(
             problems.append(Problem(("nodes", name, "agent"),
                                     f"unknown agent {node.agent!r}"
                                     f"{_did_you_mean(node.agent, known_agents)}"))
+        elif cls.extra is not None and (absent := missing(cls.extra)) is not None:
+            problems.append(Problem(("nodes", name, "agent"), f"agent {node.agent!r} {absent}"))
         elif name not in broken_nodes:
             agent_classes[name] = cls
             try:
@@ -126,7 +124,7 @@ def check(
                                 f"unknown model {spec.escalation.planner!r}"
                                 f"{_did_you_mean(spec.escalation.planner, list(spec.models))}"))
 
-    problems += _check_policies(spec, base_dir)
+    problems += _check_packs(spec, base_dir)
     problems += _check_escalation(spec, base_dir, agent_classes, skip_topology=skip_topology)
     problems += _check_edges(spec, agent_classes, configs, skip_topology=skip_topology)
     return problems
@@ -135,8 +133,6 @@ def check(
 def _check_model_fits(
     node: str, agent: str, cls: type[Agent], model_name: str, model: Any
 ) -> list[Problem]:
-    from shoal.models.registry import kind_protocols
-
     kind = getattr(model, "kind", None)
     serves = kind_protocols().get(str(kind), ())
     if any(p in serves for p in cls.model_protocols):
@@ -148,19 +144,19 @@ def _check_model_fits(
                     f"{has}")]
 
 
-def _check_policies(spec: GraphSpec, base_dir: Path | None) -> list[Problem]:
+def _check_packs(spec: GraphSpec, base_dir: Path | None) -> list[Problem]:
     problems = []
     packs: list[str] | None = None
-    for i, policy in enumerate(spec.policies):
-        if policy.endswith((".yaml", ".yml")):
-            path = Path(policy) if base_dir is None else base_dir / policy
+    for i, pack in enumerate(spec.packs):
+        if pack.endswith((".yaml", ".yml")):
+            path = Path(pack) if base_dir is None else base_dir / pack
             if not path.is_file():
-                problems.append(Problem(("policies", i), f"policy file {policy!r} not found"))
+                problems.append(Problem(("packs", i), f"pack file {pack!r} not found"))
         else:
-            packs = packs if packs is not None else builtin_packs()
-            if policy not in packs:
-                problems.append(Problem(("policies", i), f"unknown policy pack {policy!r}"
-                                                         f"{_did_you_mean(policy, packs)}"))
+            packs = packs if packs is not None else builtin_pack_names()
+            if pack not in packs:
+                problems.append(Problem(("packs", i), f"unknown identifier pack {pack!r}"
+                                                      f"{_did_you_mean(pack, packs)}"))
     return problems
 
 
@@ -173,17 +169,11 @@ def _check_escalation(
 ) -> list[Problem]:
     """Policy files, budget keys that need prices, and the privacy boundary: no path from an
     entry may reach a remote model, directly or by escalation, without passing a masker."""
-    from shoal.graphs.spec import is_remote
-    from shoal.models.base import Generator
-    from shoal.policies.escalation import UNMASKABLE_AGENTS, resolve_rules
-
-    rules = resolve_rules(spec, base_dir)
-    problems = [Problem(("policies", i), message) for i, message in rules.problems]
+    rules = resolve_rules(spec.nodes, spec.escalation, base_dir)
+    problems = [Problem(("escalation", "policies", i), message) for i, message in rules.problems]
     esc = spec.escalation
     planner = spec.models.get(esc.planner) if esc is not None else None
     if esc is not None and planner is not None:
-        from shoal.models.registry import kind_protocols
-
         if Generator not in kind_protocols().get(str(getattr(planner, "kind", "")), ()):
             problems.append(Problem(("escalation", "planner"),
                                     f"the planner {esc.planner!r} must be a Generator model "
@@ -381,7 +371,7 @@ def _label_router(
     async def route(state: RunState) -> Hashable:
         if state.get("halt"):
             return LG_END
-        label = state["results"][node]["label"]
+        label = state["results"][node].label
         return table.get(label, fallback) if label is not None else fallback
 
     return route

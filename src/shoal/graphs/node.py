@@ -1,4 +1,4 @@
-"""One graph node at run time: call the agent, apply the node's threshold, trace, log.
+"""One graph node at run time: call the agent, decide about escalation, trace, log.
 
 A NodeRunner never raises into LangGraph: an agent's failure becomes an ``error`` in the state
 and halts the run, so the record comes back with its id and the batch goes on.
@@ -9,44 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shoal.agents.base import Agent, AgentContext, AgentResult
 from shoal.errors import AgentError, ErrorCode, ShoalError
-from shoal.graphs.state import ErrorRecord, Halt, NodeRecord, RunState
+from shoal.graphs.results import NodeCost, NodeTrace
+from shoal.graphs.state import ErrorRecord, Halt, RunState
 from shoal.observability.logging import get_logger
 from shoal.observability.phi import arm, disarm
-
-if TYPE_CHECKING:
-    from shoal.policies.escalation import Escalator, NodeRule
+from shoal.policies.escalation import Escalator, LocalAnswer, NodeRule, Outcome, decide
+from shoal.policies.scope import Meter, metering
 
 _log = get_logger()
-
-
-class _ResultsView(Mapping[str, AgentResult]):
-    """Earlier nodes' results as AgentResults, built only when an agent reads them."""
-
-    __slots__ = ("_cache", "_records")
-
-    def __init__(self, records: Mapping[str, NodeRecord]) -> None:
-        self._records = records
-        self._cache: dict[str, AgentResult] = {}
-
-    def __getitem__(self, key: str) -> AgentResult:
-        if key not in self._cache:
-            r = self._records[key]
-            self._cache[key] = AgentResult.model_construct(
-                output=r["output"], confidence=r["confidence"], escalate=r["escalate"],
-                reason=r["reason"], label=r["label"], refuse=r["refuse"], text=None,
-            )
-        return self._cache[key]
-
-    def __iter__(self) -> Any:
-        return iter(self._records)
-
-    def __len__(self) -> int:
-        return len(self._records)
 
 
 class NodeRunner:
@@ -95,15 +69,14 @@ class NodeRunner:
             disarm(token)
 
     async def _run(self, state: RunState) -> dict[str, Any]:
-        ctx = AgentContext(
-            node=self.node,
-            run_id=state["meta"]["run_id"],
-            record_id=state["meta"]["record_id"],
-            text=state["text"],
-            results=_ResultsView(state.get("results", {})),
-        )
+        meta = state["meta"]
+        scope = meta["scope"]
+        ctx = AgentContext(node=self.node, run_id=meta["run_id"], record_id=meta["record_id"],
+                           text=state["text"], results=state.get("results", {}), scope=scope)
         start = time.perf_counter()
-        with self._meter(ctx.run_id) as meter:
+        meters = (metering(scope, self.node) if self.metered
+                  else contextlib.nullcontext(None))
+        with meters as meter:
             try:
                 result = await self._call_agent(ctx)
             except ShoalError as exc:
@@ -115,64 +88,67 @@ class NodeRunner:
                 # Only the type: a foreign exception's message may quote the input.
                 return self._failed(ErrorCode.AGENT_FAILED, f"raised {type(exc).__name__}",
                                     start)
-            escalate, reason = self._wants_escalation(result)
-            escalated = False
-            pending: str | None = None
-            cost: dict[str, Any] | None = None
+            decision = decide(self.rule, confidence=result.confidence, flagged=result.escalate,
+                              note=result.reason)
+            outcome: Outcome | None = None
+            reason = decision.trigger
             if self.escalator is not None and self.rule is not None:
                 outcome = await self.escalator.decide(
-                    node=self.node, task=self.task, labels=self.labels, ctx=ctx, result=result,
-                    wants=escalate, reason=reason, attach=self.rule.attach)
-                result, escalated, reason = outcome.result, outcome.escalated, outcome.reason
-                pending = outcome.pending
-                cost = outcome.cost.as_dict()
-            elif escalate:
-                why = ("no planner configured" if self.escalator is None
-                       else "this node never escalates")
-                reason = f"{reason}; {why}, local answer kept"
-        if meter is not None and meter.calls:
-            # What the remote calls really cost is the node's cost, whoever made them.
-            cost = {"calls": meter.calls, "planner_ms": meter.ms, "tokens": meter.tokens,
-                    "usd": meter.usd, "estimate_usd": meter.usd}
-        if self.route_labels is not None and result.label not in self.route_labels:
+                    node=self.node, task=self.task, labels=self.labels, scope=scope,
+                    text=ctx.text, decision=decision, attach=self.rule.attach,
+                    local=LocalAnswer(result.output, result.label, result.confidence))
+                reason = outcome.reason
+            elif decision.wants:
+                reason = decision.kept("no planner configured" if self.escalator is None
+                                       else "this node never escalates")
+        label = outcome.label if outcome is not None else result.label
+        if self.route_labels is not None and label not in self.route_labels:
             return self._failed(ErrorCode.AGENT_FAILED,
-                                f"label {result.label!r} has no route and the route has no "
+                                f"label {label!r} has no route and the route has no "
                                 "'default'", start)
-        latency_ms = (time.perf_counter() - start) * 1000.0
-        record: NodeRecord = {
-            "node": self.node,
-            "agent": self.agent_name,
-            "model": self.model,
-            "output": result.output,
-            "label": result.label,
-            "confidence": result.confidence,
-            "escalate": escalate,
-            "escalated": escalated,
-            "reason": reason,
-            "refuse": result.refuse,
-            "latency_ms": latency_ms,
-            "pending": pending,
-            "cost": cost,
-        }
+        trace = self._trace(result, outcome, decision.wants, reason, meter, start)
         _log.info(
             "node_finished", run_id=ctx.run_id, record_id=ctx.record_id, node=self.node,
-            agent=self.agent_name, model=self.model, latency_ms=round(latency_ms, 3),
-            confidence=result.confidence, label=result.label, escalate=escalate,
-            escalated=escalated, reason=reason,
+            agent=self.agent_name, model=self.model, latency_ms=round(trace.latency_ms, 3),
+            confidence=trace.confidence, label=trace.label, escalate=trace.escalate,
+            escalated=trace.escalated, reason=reason,
         )
-        update: dict[str, Any] = {"results": {self.node: record}}
-        if result.text is not None:
-            update["text"] = result.text
-        if result.refuse:
+        update: dict[str, Any] = {"results": {self.node: trace}}
+        if trace.text is not None:
+            update["text"] = trace.text
+        if trace.refuse:
             update["halt"] = Halt(status="refused", error=None)
         return update
 
-    def _meter(self, run_id: str) -> Any:
-        if not self.metered:
-            return contextlib.nullcontext(None)
-        from shoal.policies.boundary import metering
-
-        return metering(run_id, self.node)
+    def _trace(self, result: AgentResult, outcome: Outcome | None, wants: bool,
+               reason: str | None, meter: Meter | None, start: float) -> NodeTrace:
+        """The node's one record. An escalated answer replaces the agent's output, label and
+        confidence; the planner's answer neither rewrites the working text nor refuses."""
+        escalated = outcome is not None and outcome.escalated
+        cost: NodeCost | None = None
+        if outcome is not None or (meter is not None and meter.calls):
+            calls = meter.calls if meter is not None else 0
+            usd = meter.usd if meter is not None else 0.0
+            estimate = outcome.estimate_usd if outcome is not None else 0.0
+            cost = NodeCost(calls=calls, planner_ms=meter.ms if meter is not None else 0.0,
+                            tokens=meter.tokens if meter is not None else 0, usd=usd,
+                            estimate_usd=usd if calls else estimate)
+        return NodeTrace.model_construct(
+            output=outcome.output if outcome is not None else result.output,
+            label=outcome.label if outcome is not None else result.label,
+            confidence=outcome.confidence if outcome is not None else result.confidence,
+            escalate=wants,
+            reason=reason,
+            text=None if escalated else result.text,
+            refuse=False if escalated else result.refuse,
+            node=self.node,
+            agent=self.agent_name,
+            model=self.model,
+            escalated=escalated,
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+            pending=outcome.pending if outcome is not None else None,
+            cost=cost,
+        )
 
     async def _call_agent(self, ctx: AgentContext) -> AgentResult:
         if self.timeout_s is None:
@@ -184,16 +160,6 @@ class NodeRunner:
             raise AgentError(f"returned {type(result).__name__}, not AgentResult",
                              node=self.node, agent=self.agent_name)
         return result
-
-    def _wants_escalation(self, result: AgentResult) -> tuple[bool, str | None]:
-        rule = self.rule
-        if result.escalate and (rule is None or rule.on_flag):
-            return True, result.reason or "agent asked to escalate"
-        below = rule.below if rule is not None else None
-        if below is not None and result.confidence < below:
-            why = f" ({result.reason})" if result.reason else ""
-            return True, f"confidence {result.confidence:.3f} below {below:g}{why}"
-        return False, result.reason
 
     def _failed(self, code: ErrorCode, message: str, start: float) -> dict[str, Any]:
         latency_ms = (time.perf_counter() - start) * 1000.0

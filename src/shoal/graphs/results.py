@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shoal.agents.base import AgentResult
+
 Status = Literal["ok", "escalated", "pending_escalation", "refused", "error"]
 STATUSES: tuple[Status, ...] = ("ok", "escalated", "pending_escalation", "refused", "error")
 
@@ -23,26 +25,47 @@ class ErrorInfo(_Frozen):
     node: str | None = None
 
 
-class NodeTrace(_Frozen):
-    """One node's decision: the audit trail of a run."""
+class NodeCost(_Frozen):
+    """One node's planner spending (measured by the remote model's guard in the node's meter),
+    and what sending it to the planner would cost had it stayed local."""
 
+    calls: int = 0
+    planner_ms: float = 0.0
+    tokens: int = 0
+    usd: float = 0.0
+    estimate_usd: float = 0.0
+
+
+class NodeTrace(AgentResult):
+    """One node's result: what its agent answered, with what the runtime decided about it.
+
+    The one record of a node from agent to :class:`RunResult`: stored in the run state, read by
+    later nodes (``ctx.results``, as the :class:`~shoal.agents.AgentResult` it extends), logged,
+    and listed in ``RunResult.nodes``. ``output``, ``text``, ``refuse`` and ``cost`` stay in
+    memory; a serialized trace holds only fields that are safe to log.
+    """
+
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
+
+    # ``escalate`` (inherited) is the runtime's decision here: the node asked for the planner,
+    # for low confidence or for its agent's own flag.
     node: str
     agent: str
     model: str | None = None
-    label: str | None = None
-    confidence: float
-    escalate: bool = False
-    """The node asked for escalation (low confidence or the agent's own flag)."""
     escalated: bool = False
     """The node's answer came from the planner."""
-    reason: str | None = None
     latency_ms: float
     pending: str | None = None
     """The outbox id of an escalation waiting for the planner (status pending_escalation)."""
+    output: Any = Field(default=None, exclude=True, repr=False)
+    text: str | None = Field(default=None, exclude=True, repr=False)
+    refuse: bool = Field(default=False, exclude=True)
+    cost: NodeCost | None = Field(default=None, exclude=True)
+    """Planner spending of this node; None when it has no escalation rule and no remote model."""
 
 
 class NodeEvent(NodeTrace):
-    """Yielded by ``Graph.astream`` as each node finishes."""
+    """Yielded by ``Graph.astream`` as each node finishes: its trace and which run it is of."""
 
     run_id: str
     record_id: str

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
@@ -14,7 +13,7 @@ from typing import Any
 from shoal.agents.base import get_agent
 from shoal.errors import BackendError, ErrorCode, InputError, ShoalError, SpecError
 from shoal.graphs.compiler import Compiled, check, compile_spec
-from shoal.graphs.loader import SourceMap, load_spec, problems_to_issues
+from shoal.graphs.loader import load_spec, spec_issues
 from shoal.graphs.node import NodeRunner
 from shoal.graphs.results import (
     ErrorInfo,
@@ -26,13 +25,23 @@ from shoal.graphs.results import (
     Status,
 )
 from shoal.graphs.spec import GraphSpec, is_remote
-from shoal.graphs.state import NodeRecord, RunState
+from shoal.graphs.state import RunState
+from shoal.models.registry import build_model
 from shoal.observability.logging import get_logger
-from shoal.policies.boundary import RemoteGuard
-from shoal.policies.budget import Budget, BudgetSpec
-from shoal.policies.circuit import CircuitBreaker
-from shoal.policies.escalation import Escalator, NodeRule, resolve_rules
-from shoal.policies.outbox import Outbox, default_outbox_path
+from shoal.policies.escalation import (
+    Budget,
+    BudgetSpec,
+    CircuitBreaker,
+    Escalator,
+    NodeRule,
+    Outbox,
+    RemoteGuard,
+    outbox_path,
+    resolve_rules,
+)
+from shoal.policies.privacy import DEFAULT_PACK
+from shoal.policies.scope import RunScope
+from shoal.yaml_source import SourceMap
 
 DEFAULT_CONCURRENCY = max(4, 4 * (os.cpu_count() or 1))
 """Runs in flight per batch. Model calls are bounded separately by the model pool's executor;
@@ -67,10 +76,11 @@ class Graph:
         if not checked:
             problems = check(spec, base_dir=base)
             if problems:
-                raise SpecError(problems_to_issues(problems, source, spec.name))
+                raise SpecError(spec_issues(problems, source, spec.name))
         self.spec = spec
         self.source = source
-        self.rules = resolve_rules(spec, base)
+        self.base_dir = base
+        self.rules = resolve_rules(spec.nodes, spec.escalation, base)
         if rules is not None:
             # Tools such as ``shoal calibrate`` decide per node; the compiler's privacy check
             # already ran on the graph's own rules.
@@ -81,9 +91,10 @@ class Graph:
         self.escalator: Escalator | None = None
         if spec.escalation is not None:
             self.escalator = Escalator(self.models[spec.escalation.planner], budget=self.budget,
+                                       system=spec.escalation.system_prompt,
                                        max_tokens=spec.escalation.max_tokens,
                                        timeout_s=spec.escalation.timeout_s,
-                                       outbox=Outbox(_outbox_path(spec, base)), graph=spec.name)
+                                       outbox=Outbox(self.outbox_path), graph=spec.name)
         self._compiled: Compiled = compile_spec(spec, self._runner)
         self._recursion_limit = 2 * len(spec.nodes) + 10
         self._outputs: list[str] | None = (
@@ -127,14 +138,22 @@ class Graph:
         return self.spec.name
 
     @property
+    def outbox_path(self) -> Path:
+        """Where this graph's escalations wait when the planner is down: ``escalation.outbox``
+        (relative to the graph file), else ``$SHOAL_OUTBOX``, else ``.shoal/outbox.sqlite``."""
+        configured = self.spec.escalation.outbox if self.spec.escalation is not None else None
+        return outbox_path(configured, self.base_dir)
+
+    @property
     def langgraph(self) -> Any:
         """The compiled LangGraph graph, for inspection (``.get_graph().draw_mermaid()``)."""
         return self._compiled.graph
 
     # --- one input ------------------------------------------------------------------------------
 
-    def _initial(self, text: str, record_id: str, run_id: str) -> RunState:
-        return {"meta": {"run_id": run_id, "record_id": record_id, "input": text},
+    def _initial(self, text: str, scope: RunScope) -> RunState:
+        return {"meta": {"run_id": scope.run_id, "record_id": scope.record_id, "input": text,
+                         "scope": scope},
                 "text": text, "results": {}}
 
     def _config(self) -> dict[str, Any]:
@@ -149,18 +168,16 @@ class Graph:
         bad = _check_text(text, record_id)
         if bad is not None:
             return _error_result(record_id, run_id, bad, start)
+        scope = RunScope(run_id, record_id)
         try:
-            final = await self._compiled.graph.ainvoke(
-                self._initial(text, record_id, run_id), self._config()
-            )
+            final = await self._compiled.graph.ainvoke(self._initial(text, scope), self._config())
             result = self._result(final, record_id, run_id, start)
         except Exception as exc:  # a graph fault fails this record only
             info = ErrorInfo(code=ErrorCode.AGENT_FAILED,
                              message=f"graph failed: {type(exc).__name__}")
             return _error_result(record_id, run_id, info, start)
         finally:
-            _end_of_run(run_id)
-            self.budget.end_run(run_id)
+            scope.close()
         _log.info("run_finished", run_id=run_id, record_id=record_id, status=result.status,
                   latency_ms=round(result.latency_ms or 0.0, 3), nodes=len(result.nodes))
         return result
@@ -185,7 +202,8 @@ class Graph:
         if bad is not None:
             yield _error_result(record_id, run_id, bad, start)
             return
-        state: RunState = self._initial(text, record_id, run_id)
+        scope = RunScope(run_id, record_id)
+        state: RunState = self._initial(text, scope)
         merged: dict[str, Any] = dict(state)
         try:
             async for chunk in self._compiled.graph.astream(
@@ -195,17 +213,16 @@ class Graph:
                     if not update:
                         continue
                     _merge(merged, update)
-                    for record in update.get("results", {}).values():
-                        yield NodeEvent(run_id=run_id, record_id=record_id,
-                                        **_trace_fields(record))
+                    for trace in update.get("results", {}).values():
+                        yield NodeEvent.model_construct(run_id=run_id, record_id=record_id,
+                                                        **dict(trace))
         except Exception as exc:
             info = ErrorInfo(code=ErrorCode.AGENT_FAILED,
                              message=f"graph failed: {type(exc).__name__}")
             yield _error_result(record_id, run_id, info, start)
             return
         finally:
-            _end_of_run(run_id)
-            self.budget.end_run(run_id)
+            scope.close()
         yield self._result(merged, record_id, run_id, start)
 
     # --- batches --------------------------------------------------------------------------------
@@ -292,9 +309,9 @@ class Graph:
     def _result(
         self, final: Mapping[str, Any], record_id: str, run_id: str, start: float
     ) -> RunResult:
-        records: dict[str, NodeRecord] = final.get("results", {})
+        records: dict[str, NodeTrace] = final.get("results", {})
         order = list(records)
-        nodes = [NodeTrace(**_trace_fields(r)) for r in records.values()]
+        nodes = list(records.values())
         latency_ms = (time.perf_counter() - start) * 1000.0
         halt = final.get("halt")
         if halt and halt["error"] is not None:
@@ -312,40 +329,30 @@ class Graph:
             output_record = next((records[n] for n in self._outputs if n in records), None)
         else:
             output_record = records.get(order[-1]) if order else None
-        output = output_record["output"] if output_record is not None else None
+        output = output_record.output if output_record is not None else None
         return RunResult(id=record_id, run_id=run_id, status=status, output=output, nodes=nodes,
                          latency_ms=latency_ms, cost=_cost(records.values(), latency_ms))
 
 
-def _cost(records: Iterable[NodeRecord], latency_ms: float) -> RunCost:
+def _cost(traces: Iterable[NodeTrace], latency_ms: float) -> RunCost:
     calls = tokens = 0
     planner_ms = usd = estimate = 0.0
-    for r in records:
-        c = r.get("cost")
-        if c:
-            calls += c["calls"]
-            tokens += c["tokens"]
-            planner_ms += c["planner_ms"]
-            usd += c["usd"]
-            estimate += c["estimate_usd"]
+    for t in traces:
+        c = t.cost
+        if c is not None:
+            calls += c.calls
+            tokens += c.tokens
+            planner_ms += c.planner_ms
+            usd += c.usd
+            estimate += c.estimate_usd
     return RunCost(local_ms=max(0.0, latency_ms - planner_ms), planner_ms=planner_ms,
                    planner_calls=calls, planner_tokens=tokens, planner_usd=usd,
                    all_planner_usd_estimate=estimate)
 
 
-def _end_of_run(run_id: str) -> None:
-    """Drop the run's pseudonym vault: it lives only as long as its run. Looked up in
-    sys.modules so that graphs without a masker never import the privacy machinery."""
-    privacy = sys.modules.get("shoal.policies.privacy")
-    if privacy is not None:
-        privacy.release(run_id)
-
-
 def _build_models(
     spec: GraphSpec, base_dir: Path | None, given: Mapping[str, Any], budget: Budget
 ) -> dict[str, Any]:
-    from shoal.models.registry import build_model
-
     used = {node.model for node in spec.nodes.values() if node.model is not None}
     if spec.escalation is not None:
         used.add(spec.escalation.planner)
@@ -367,34 +374,27 @@ def _build_models(
             model = RemoteGuard(model, model=name, pack=pack,
                                 price=getattr(model_spec, "price", None), budget=budget,
                                 circuit=breaker)
+        elif (spec.escalation is not None and name == spec.escalation.planner
+              and not isinstance(model, RemoteGuard)):
+            # A planner on this machine: no egress scan and no breaker, but its calls are
+            # metered and budgeted like a remote one's (one place measures a planner's cost).
+            model = RemoteGuard(model, model=name, pack=None, price=None, budget=budget)
         built[name] = model
     return built
 
 
-def _outbox_path(spec: GraphSpec, base_dir: Path | None) -> Path:
-    configured = spec.escalation.outbox if spec.escalation is not None else None
-    if configured is None:
-        return default_outbox_path()
-    path = Path(configured)
-    return path if path.is_absolute() or base_dir is None else base_dir / path
-
-
 def _masker_pack(spec: GraphSpec) -> str:
-    """The pack the egress scan uses: the first masker's, else the default Safe Harbor pack."""
+    """The pack the egress scan uses: the graph's first ``packs:`` entry, else the first
+    masker's, else the default Safe Harbor pack."""
+    if spec.packs:
+        return spec.packs[0]
     for node in spec.nodes.values():
         if node.agent == "privacy_masker":
             pack = node.agent_config.get("pack")
             if isinstance(pack, str):
                 return pack
             break
-    return "hipaa_safe_harbor"
-
-
-_TRACE_KEYS = tuple(NodeTrace.model_fields)
-
-
-def _trace_fields(record: NodeRecord) -> dict[str, Any]:
-    return {k: record[k] for k in _TRACE_KEYS}  # type: ignore[literal-required]
+    return DEFAULT_PACK
 
 
 def _merge(merged: dict[str, Any], update: Mapping[str, Any]) -> None:

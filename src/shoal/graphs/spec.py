@@ -19,7 +19,34 @@ from pydantic import (
     model_validator,
 )
 
-from shoal.policies.budget import BudgetSpec
+from shoal.models.specs import (
+    MODEL_KINDS,
+    LlamaCppModelSpec,
+    ModelSpec,
+    OnnxClassifierModelSpec,
+    OnnxEmbedderModelSpec,
+    OpenAIModelSpec,
+    Price,
+    is_remote,
+)
+from shoal.policies.escalation.rules import EscalationSpec
+
+__all__ = [
+    "END",
+    "MODEL_KINDS",
+    "ChainEdge",
+    "EscalationSpec",
+    "GraphSpec",
+    "LlamaCppModelSpec",
+    "ModelSpec",
+    "NodeSpec",
+    "OnnxClassifierModelSpec",
+    "OnnxEmbedderModelSpec",
+    "OpenAIModelSpec",
+    "Price",
+    "RouteEdge",
+    "is_remote",
+]
 
 SPEC_VERSION: Literal[1] = 1
 END = "END"
@@ -37,88 +64,6 @@ def _check_name(kind: str, name: str) -> str:
     if name in RESERVED_NODE_NAMES:
         raise ValueError(f"{kind} name {name!r} is reserved")
     return name
-
-
-# --- models -------------------------------------------------------------------------------------
-
-
-class Price(_Strict):
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
-
-
-class LlamaCppModelSpec(_Strict):
-    """A GGUF model run in-process by llama.cpp: a file path, or an embedded catalog name."""
-
-    kind: Literal["llamacpp"]
-    path: str | None = None
-    model: str | None = None
-    n_ctx: int = Field(default=2048, ge=128)
-    threads: int | None = Field(default=None, ge=1)
-    chat_format: str | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> LlamaCppModelSpec:
-        if (self.path is None) == (self.model is None):
-            raise ValueError("give exactly one of 'path' (a GGUF file) or 'model' (catalog name)")
-        return self
-
-
-class OnnxClassifierModelSpec(_Strict):
-    """A text classifier exported to ONNX, with its sidecar JSON of labels next to it."""
-
-    kind: Literal["onnx-classifier"]
-    path: str
-
-
-class OnnxEmbedderModelSpec(_Strict):
-    """A sentence embedder in ONNX: a file path, or an embedded catalog name."""
-
-    kind: Literal["onnx-embedder"]
-    path: str | None = None
-    model: str | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> OnnxEmbedderModelSpec:
-        if (self.path is None) == (self.model is None):
-            raise ValueError("give exactly one of 'path' (an ONNX file) or 'model' (catalog name)")
-        return self
-
-
-class OpenAIModelSpec(_Strict):
-    """A model behind an OpenAI-compatible HTTP API. The only kind that leaves the machine."""
-
-    kind: Literal["openai"]
-    base_url: str
-    model: str
-    api_key_env: str | None = None
-    """Name of the environment variable holding the key (never the key itself)."""
-    timeout_s: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=3, ge=0)
-    price: Price | None = None
-    circuit_failures: int = Field(default=5, ge=1)
-    """Consecutive failed calls (unreachable, timeout, 5xx) that open the circuit breaker."""
-    circuit_cooldown_s: float = Field(default=30.0, gt=0)
-    """How long an open circuit fails calls at once before one probe call is let through."""
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return value
-
-
-ModelSpec = Annotated[
-    LlamaCppModelSpec | OnnxClassifierModelSpec | OnnxEmbedderModelSpec | OpenAIModelSpec,
-    Field(discriminator="kind"),
-]
-MODEL_KINDS = ("llamacpp", "onnx-classifier", "onnx-embedder", "openai")
-
-
-def is_remote(model: BaseModel) -> bool:
-    """Whether a model sends what it is given off this machine."""
-    return isinstance(model, OpenAIModelSpec)
 
 
 # --- nodes --------------------------------------------------------------------------------------
@@ -225,27 +170,6 @@ SPEC_TAGS = frozenset({"chain", "route", *MODEL_KINDS})
 # --- graph --------------------------------------------------------------------------------------
 
 
-class EscalationSpec(BudgetSpec):
-    """Where escalated nodes go, how much may go there (the budget keys), and how long and how
-    much the planner may answer. Escalation policy files can override the budget keys."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-    planner: str
-    max_tokens: int = Field(default=256, ge=16)
-    """Cap on the planner's answer per escalation."""
-    timeout_s: float | None = Field(default=None, gt=0)
-    """Per escalation; default: the planner model's own timeout."""
-    outbox: str | None = None
-    """SQLite file for escalations the planner could not take (relative to the graph file);
-    default: ``$SHOAL_OUTBOX``, else ``.shoal/outbox.sqlite`` under the working directory."""
-
-    @property
-    def budget(self) -> BudgetSpec:
-        return BudgetSpec.model_validate(self.model_dump(include=set(BudgetSpec.model_fields),
-                                                         exclude_unset=True))
-
-
 class GraphSpec(_Strict):
     """A whole graph. Build one in Python or load one with :func:`shoal.load_graph`."""
 
@@ -253,7 +177,9 @@ class GraphSpec(_Strict):
     name: str = Field(min_length=1)
     description: str | None = None
     models: dict[str, ModelSpec] = Field(default_factory=dict)
-    policies: list[str] = Field(default_factory=list)
+    packs: list[str] = Field(default_factory=list)
+    """Identifier packs (built-in names or .yaml paths): the first is the one the egress scan
+    uses; default: the first masker's pack, else ``hipaa_safe_harbor``."""
     nodes: dict[str, NodeSpec] = Field(min_length=1)
     edges: list[Edge] = Field(default_factory=list)
     entry: str | list[str] | None = None

@@ -1,12 +1,16 @@
 """The run state that flows between LangGraph nodes.
 
-Kept to plain dicts and strings: LangGraph checkpointers serialize state, and plain data reads back
-without registering types (see the project notes on pydantic objects in checkpointed state).
+Few channels, and no checkpointer: a run lives in one process from start to end. Node results are
+:class:`~shoal.graphs.results.NodeTrace` objects, the run's scope travels in ``meta``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypedDict
+
+# Imported at run time, not only for type checking: LangGraph reads these hints to make channels.
+from shoal.graphs.results import NodeTrace
+from shoal.policies.scope import RunScope
 
 
 def merge_results(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
@@ -17,26 +21,6 @@ def last_value(left: Any, right: Any) -> Any:
     # Fan-out branches may both rewrite the working text in one step; the later write wins
     # instead of LangGraph's InvalidUpdateError for concurrent writes to a plain channel.
     return right
-
-
-class NodeRecord(TypedDict):
-    """One node's result as stored in state (the trace plus what later nodes may read)."""
-
-    node: str
-    agent: str
-    model: str | None
-    output: Any
-    label: str | None
-    confidence: float
-    escalate: bool
-    escalated: bool
-    reason: str | None
-    refuse: bool
-    latency_ms: float
-    pending: str | None
-    """Outbox id of an escalation the planner could not take yet."""
-    cost: dict[str, Any] | None
-    """Planner spending of this node (see ``policies.escalation.NodeCost``); None: no rule."""
 
 
 class ErrorRecord(TypedDict):
@@ -50,6 +34,8 @@ class RunMeta(TypedDict):
     record_id: str
     input: str
     """The raw input. Agents never see it (they get ``text``); it arms the log PHI filter."""
+    scope: RunScope
+    """The run's own state (vault, spending), closed by the runtime when the run ends."""
 
 
 class Halt(TypedDict):
@@ -65,7 +51,7 @@ class RunState(TypedDict, total=False):
     meta: RunMeta
     text: Annotated[str, last_value]
     """The working text; a masker replaces it for every later node."""
-    results: Annotated[dict[str, NodeRecord], merge_results]
+    results: Annotated[dict[str, NodeTrace], merge_results]
     """Per node, in the order the nodes finished (dict insertion order)."""
     halt: Annotated[Halt, last_value]
     """Empty ({}) until a node halts the run: LangGraph starts reducer channels at ``type()``."""

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from shoal.errors import BackendError, OutputValidationError
@@ -45,13 +46,11 @@ from shoal.models.base import (
     json_schema_of,
     validate_json,
 )
+from shoal.models.specs import LlamaCppModelSpec, resolve_path
 from shoal.observability.logging import get_logger
 
 if TYPE_CHECKING:
-    import numpy as np
     import numpy.typing as npt
-
-    from shoal.graphs.spec import LlamaCppModelSpec
 
 __all__ = ["LlamaCppModel"]
 
@@ -243,8 +242,6 @@ class LlamaCppModel:
         ``base_dir`` (the YAML file's folder)."""
         path: Path | None = None
         if spec.path is not None:
-            from shoal.models.registry import resolve_path
-
             path = resolve_path(spec.path, base_dir)
         return cls(path, model=spec.model, n_ctx=spec.n_ctx, threads=spec.threads,
                    chat_format=spec.chat_format)
@@ -494,7 +491,6 @@ class LlamaCppModel:
 def _last_logits(llm: Any, backend: str) -> npt.NDArray[np.float64]:
     """The logits after the last decoded token, copied (the next decode overwrites them)."""
     import llama_cpp
-    import numpy as np
 
     ptr = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
     if not ptr:
@@ -503,8 +499,6 @@ def _last_logits(llm: Any, backend: str) -> npt.NDArray[np.float64]:
 
 
 def _log_softmax(logits: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    import numpy as np
-
     shifted = logits - logits.max()
     out: npt.NDArray[np.float64] = shifted - np.log(np.exp(shifted).sum())
     return out

@@ -14,6 +14,7 @@ is quoted when it fails to start (only start-up output: no request has been serv
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -31,6 +32,7 @@ from typing import IO, Any
 import httpx
 
 from shoal.errors import BackendError
+from shoal.models import catalog
 
 HOST = "127.0.0.1"
 _BACKEND = "llama_cpp.server"
@@ -304,8 +306,6 @@ class LlamaServer:
         self.stop()
 
     async def __aenter__(self) -> LlamaServer:
-        import asyncio
-
         # Start-up blocks for a second or more: keep the event loop free meanwhile.
         return await asyncio.to_thread(self.start)
 
@@ -315,8 +315,6 @@ class LlamaServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        import asyncio
-
         await asyncio.to_thread(self.stop)
 
 
@@ -339,8 +337,6 @@ def serve_embedded(model: str = "smollm2-135m-instruct", **kwargs: Any) -> Llama
     """A (not yet started) :class:`LlamaServer` for an embedded catalog model, aliased to its
     catalog name, so that ``model_id`` is ``"smollm2-135m-instruct"`` rather than a file path.
     Start it with ``with`` / ``async with`` or :meth:`LlamaServer.start`."""
-    from shoal.models import catalog
-
     entry = catalog.entry(model)
     if entry.kind not in ("gguf-instruct", "gguf-base"):
         raise BackendError(f"embedded model {model!r} is not a GGUF chat model",

@@ -40,9 +40,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shoal.errors import BackendError, BackendTimeout, ShoalError
 from shoal.models import catalog, pool
+from shoal.models.specs import OnnxEmbedderModelSpec, resolve_path
 
 if TYPE_CHECKING:
-    from shoal.graphs.spec import OnnxEmbedderModelSpec
     from shoal.models.base import Classifier, Embedder
 
 __all__ = [
@@ -511,8 +511,6 @@ class OnnxEmbedder:
         """From a graph's ``kind: onnx-embedder`` entry; a path is relative to the YAML file."""
         if spec.model is not None:
             return cls(model=spec.model)
-        from shoal.models.registry import resolve_path
-
         assert spec.path is not None  # the spec's validator requires path or model
         return cls(resolve_path(spec.path, base_dir))
 

@@ -49,7 +49,6 @@ import httpx
 import pydantic
 
 from shoal.errors import BackendError, BackendTimeout, OutputValidationError
-from shoal.graphs.spec import OpenAIModelSpec, Price
 from shoal.models.base import (
     Generation,
     JsonGeneration,
@@ -59,6 +58,7 @@ from shoal.models.base import (
     json_schema_of,
     validate_json,
 )
+from shoal.models.specs import OpenAIModelSpec, Price
 from shoal.observability.logging import get_logger
 
 JsonMode = Literal["auto", "json_schema", "json_object"]

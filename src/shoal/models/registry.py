@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from shoal.graphs.spec import (
+from shoal.models.specs import (
     LlamaCppModelSpec,
     OnnxClassifierModelSpec,
     OnnxEmbedderModelSpec,
     OpenAIModelSpec,
+    resolve_path,
 )
 
 
@@ -24,14 +25,6 @@ def kind_protocols() -> dict[str, tuple[type, ...]]:
         "onnx-embedder": (Embedder,),
         "openai": (Generator,),
     }
-
-
-def resolve_path(path: str, base_dir: Path | None) -> Path:
-    """A model path from the YAML is relative to the YAML file, like every other path in it."""
-    p = Path(path).expanduser()
-    if not p.is_absolute() and base_dir is not None:
-        p = base_dir / p
-    return p
 
 
 def build_model(spec: Any, base_dir: Path | None) -> Any:

@@ -1,4 +1,5 @@
-"""Logging and, later, metrics and reports. Every event is JSON and free of raw input."""
+"""Structured events: structlog configuration and the PHI filter. Every event is JSON and free of
+raw input. (Summaries of run results are :mod:`shoal.graphs.report`.)"""
 
 from shoal.observability.logging import configure_logging, get_logger, processors
 from shoal.observability.phi import TEXT_FIELDS, drop_raw_text, guarding

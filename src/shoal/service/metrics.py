@@ -25,8 +25,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from shoal.graphs.results import RunResult
-from shoal.policies.circuit import circuits
-from shoal.policies.outbox import Outbox
+from shoal.policies.escalation.circuit import circuits
+from shoal.policies.escalation.outbox import Outbox
 
 __all__ = ["CIRCUIT_STATES", "Metrics"]
 

@@ -1,70 +1,41 @@
-"""The machine boundary: every call to a remote model goes through a :class:`RemoteGuard`.
+"""The machine boundary: every call to a remote model, and every call to the planner wherever it
+runs, goes through a :class:`RemoteGuard` (a local planner's has no egress scan and no breaker).
 
 The guard does three things no agent can forget to do:
 
 - **egress scan**: the outbound messages are re-scanned with the graph's masker pack; an
   identifier outside a pseudonym blocks the call (:class:`~shoal.errors.EgressBlocked`, logged
   with types and counts only);
-- **budget**: the call's tokens and dollars are reserved against the graph's caps first
+- **budget**: the call's tokens and dollars are reserved against the graph's caps first (the run's
+  share in its :class:`~shoal.policies.scope.RunScope`)
   (:class:`~shoal.errors.BudgetExhausted` when a cap would be passed);
-- **metering**: time, tokens and dollars are added to the current node's :class:`Meter`, which
-  the node turns into its cost record.
+- **metering**: time, tokens and dollars are added to the running node's
+  :class:`~shoal.policies.scope.Meter`: the one place a planner call's cost is measured.
 
-The system prompt is ours and constant, so only user and assistant messages are scanned.
+The system prompt is the graph's own text (never user input), so only user and assistant messages
+are scanned.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections import Counter
-from collections.abc import Coroutine, Iterator, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from shoal.errors import BackendError, BudgetExhausted, EgressBlocked, OutputValidationError
-from shoal.graphs.spec import Price
 from shoal.models.base import Generation, JsonGeneration, JsonSchema, Message
+from shoal.models.specs import Price
 from shoal.observability.logging import get_logger
-from shoal.policies.budget import Budget, Ticket, estimate_tokens
-from shoal.policies.circuit import CircuitBreaker, CircuitOpen
+from shoal.policies.escalation.budget import Budget, Ticket, estimate_tokens
+from shoal.policies.escalation.circuit import CircuitBreaker, CircuitOpen
+from shoal.policies.privacy import scan_outbound
+from shoal.policies.scope import RunSpend, active
 
 GenT = TypeVar("GenT", bound=Generation)
 
-__all__ = ["Meter", "RemoteGuard", "current_meter", "mask_leftovers", "metering", "price_of"]
+__all__ = ["RemoteGuard", "price_of"]
 
 _log = get_logger()
-
-
-@dataclass
-class Meter:
-    """What one node spent on remote models."""
-
-    run_id: str
-    node: str | None = None
-    calls: int = 0
-    ms: float = 0.0
-    tokens: int = 0
-    usd: float = 0.0
-
-
-_meter: ContextVar[Meter | None] = ContextVar("shoal_meter", default=None)
-
-
-def current_meter() -> Meter | None:
-    return _meter.get()
-
-
-@contextlib.contextmanager
-def metering(run_id: str, node: str) -> Iterator[Meter]:
-    """Count remote calls made by the code inside (the node's agent and its escalation)."""
-    meter = Meter(run_id=run_id, node=node)
-    token = _meter.set(meter)
-    try:
-        yield meter
-    finally:
-        _meter.reset(token)
 
 
 def price_of(price: Price | None, prompt_tokens: int, completion_tokens: int) -> float:
@@ -173,14 +144,15 @@ class RemoteGuard:
     # -- inside -------------------------------------------------------------------------------
 
     async def _before(self, messages: Sequence[Message], max_tokens: int) -> Ticket | None:
-        meter = _meter.get()
-        node = meter.node if meter is not None else None
+        running = active()
+        node = running[1] if running is not None else None
         await self._scan(messages, node)
         if self.budget is None:
             return None
         prompt_tokens = estimate_tokens(sum(len(m["content"]) for m in messages))
-        admitted = self.budget.admit(meter.run_id if meter is not None else "-",
-                                     prompt_tokens + max_tokens,
+        # Outside a run (a tool calling the model directly) only the process caps apply.
+        spend = running[0].spend if running is not None else RunSpend()
+        admitted = self.budget.admit(spend, prompt_tokens + max_tokens,
                                      price_of(self.price, prompt_tokens, max_tokens))
         if isinstance(admitted, str):
             raise BudgetExhausted(admitted, node=node)
@@ -196,8 +168,9 @@ class RemoteGuard:
             self.answer_length.add(out.usage.completion_tokens)
         if ticket is not None and self.budget is not None:
             self.budget.settle(ticket, tokens, usd)
-        meter = _meter.get()
-        if meter is not None:
+        running = active()
+        if running is not None:
+            meter = running[0].meter(running[1])
             meter.calls += 1
             meter.ms += (time.perf_counter() - start) * 1000.0
             meter.tokens += tokens
@@ -206,40 +179,11 @@ class RemoteGuard:
     async def _scan(self, messages: Sequence[Message], node: str | None) -> None:
         if self.pack is None:
             return
-        from shoal.policies import privacy
-
-        detector = await _detector(self.pack)
-        types: Counter[str] = Counter()
-        for message in messages:
-            if message["role"] == "system" or not message["content"].strip():
-                continue
-            found = await detector.ascan(message["content"])
-            for hit in privacy.outside_pseudonyms(message["content"], found, detector.pack):
-                types[hit.type] += 1
+        # The system prompt is the graph's own text, not the user's: only the rest is scanned.
+        types = await scan_outbound(
+            (m["content"] for m in messages if m["role"] != "system"), self.pack)
         if types:
             summary = ", ".join(f"{n} {t}" for t, n in sorted(types.items()))
-            _log.warning("egress_blocked", node=node, model=self.model, identifiers=dict(types))
+            _log.warning("egress_blocked", node=node, model=self.model, identifiers=types)
             raise EgressBlocked(f"{summary} survived masking; nothing was sent to "
-                                f"{self.model!r}", types=dict(types), node=node)
-
-
-async def _detector(pack: str) -> Any:
-    from shoal.models.pool import run_blocking
-    from shoal.policies import privacy
-
-    # Building it loads spaCy once per process: in the pool, like every blocking model load.
-    return await run_blocking(privacy.detector, pack, backend=privacy.BACKEND, timeout_s=None)
-
-
-async def mask_leftovers(text: str, pack: str, run_id: str) -> str:
-    """Mask what a scan finds outside pseudonyms, with the run's vault (so ``[NAME_1]`` stays
-    ``[NAME_1]``). For texts a local model wrote from masked input, such as a draft about to go
-    to the planner: it should hold no identifier, and if it copied or invented one, it goes out
-    masked rather than not at all."""
-    from shoal.policies import privacy
-
-    detector = await _detector(pack)
-    found = privacy.outside_pseudonyms(text, await detector.ascan(text), detector.pack)
-    if not found:
-        return text
-    return privacy.apply_mask(text, found, vault=privacy.vault_for(run_id)).masked
+                                f"{self.model!r}", types=types, node=node)

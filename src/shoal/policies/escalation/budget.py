@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shoal.policies.scope import RunSpend
+
 __all__ = ["Budget", "BudgetSpec", "Ticket", "estimate_tokens", "process_spent"]
 
 CHARS_PER_TOKEN = 4.0
@@ -56,24 +58,15 @@ DEFAULT_WINDOW = 100
 class Ticket:
     """An admitted call's reservation, settled with the real usage afterwards."""
 
-    run_id: str
+    run: RunSpend
     tokens: int
     usd: float
     settled: bool = False
 
 
-class _Ledger:
-    """Tokens and money spent (or reserved) by one scope: a run or the process."""
-
-    __slots__ = ("tokens", "usd")
-
-    def __init__(self) -> None:
-        self.tokens = 0
-        self.usd = 0.0
-
-
 _lock = threading.Lock()
-_process = _Ledger()
+_process = RunSpend()
+"""What this process has spent or reserved: the per-process caps are the process's own."""
 
 
 def process_spent() -> tuple[int, float]:
@@ -91,7 +84,6 @@ class Budget:
         self._decisions: deque[bool] = deque(maxlen=self.window)
         self._calls_allowed = (None if spec.max_share is None
                                else math.floor(spec.max_share * self.window + 1e-9))
-        self._runs: dict[str, _Ledger] = {}
 
     # -- share --------------------------------------------------------------------------------
 
@@ -116,11 +108,11 @@ class Budget:
 
     # -- tokens and money ---------------------------------------------------------------------
 
-    def admit(self, run_id: str, tokens: int, usd: float) -> Ticket | str:
-        """Reserve an estimated call, or say which cap it would break."""
+    def admit(self, run: RunSpend, tokens: int, usd: float) -> Ticket | str:
+        """Reserve an estimated call against ``run`` (the run scope's spend) and the process, or
+        say which cap it would break."""
         s = self.spec
         with _lock:
-            run = self._runs.setdefault(run_id, _Ledger())
             checks = (
                 ("tokens per run", s.max_tokens_per_run, run.tokens, tokens),
                 ("tokens per process", s.max_tokens_per_process, _process.tokens, tokens),
@@ -135,7 +127,7 @@ class Budget:
             run.usd += usd
             _process.tokens += tokens
             _process.usd += usd
-            return Ticket(run_id=run_id, tokens=tokens, usd=usd)
+            return Ticket(run=run, tokens=tokens, usd=usd)
 
     def settle(self, ticket: Ticket, tokens: int, usd: float) -> None:
         """Replace a reservation with what the call really used (0 if it failed)."""
@@ -144,13 +136,8 @@ class Budget:
                 return
             ticket.settled = True
             d_tokens, d_usd = tokens - ticket.tokens, usd - ticket.usd
-            run = self._runs.get(ticket.run_id)
-            if run is not None:
-                run.tokens += d_tokens
-                run.usd += d_usd
+            ticket.run.tokens += d_tokens
+            ticket.run.usd += d_usd
             _process.tokens += d_tokens
             _process.usd += d_usd
 
-    def end_run(self, run_id: str) -> None:
-        with _lock:
-            self._runs.pop(run_id, None)

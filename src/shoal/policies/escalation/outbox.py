@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Outbox", "OutboxRow", "default_outbox_path"]
+__all__ = ["Outbox", "OutboxRow", "default_outbox_path", "outbox_path"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS escalations (
@@ -50,6 +50,15 @@ CREATE INDEX IF NOT EXISTS escalations_status ON escalations (status, applied);
 def default_outbox_path() -> Path:
     """``$SHOAL_OUTBOX``, else ``.shoal/outbox.sqlite`` under the working directory."""
     return Path(os.environ.get("SHOAL_OUTBOX") or Path(".shoal") / "outbox.sqlite")
+
+
+def outbox_path(configured: str | None, base_dir: Path | None) -> Path:
+    """Where a graph's outbox is: its ``escalation.outbox`` (relative to the graph file), else
+    :func:`default_outbox_path`. ``Graph.outbox_path`` answers this for a loaded graph."""
+    if configured is None:
+        return default_outbox_path()
+    path = Path(configured)
+    return path if path.is_absolute() or base_dir is None else base_dir / path
 
 
 @dataclass(frozen=True)

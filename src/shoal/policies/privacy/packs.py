@@ -1,8 +1,9 @@
-"""Policy packs: the identifier kinds a masker looks for, as data.
+"""Identifier packs: the identifier kinds a masker looks for, as data.
 
-A pack is a YAML file (built-in ones live in ``policies/packs/*.yaml``) loaded into frozen pydantic
-models with ``extra="forbid"``. Every mistake becomes a :class:`~shoal.errors.SpecError` naming
-the file and line, and never quotes anything but the pack itself.
+A pack is a YAML file (built-in ones live in ``policies/privacy/packs/*.yaml``) loaded into
+frozen pydantic models with ``extra="forbid"``. Every mistake becomes a
+:class:`~shoal.errors.SpecError` naming the file and line, and never quotes anything but the
+pack itself.
 
     pack: 1
     name: hipaa_safe_harbor
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -34,9 +34,10 @@ import regex  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shoal.errors import SourceLocation, SpecError, SpecIssue
+from shoal.resources import PACKS, builtin_file, builtin_names
+from shoal.yaml_source import load_yaml_model
 
 __all__ = [
-    "BUILTIN_PACKS_DIR",
     "KindSpec",
     "NerSpec",
     "Pack",
@@ -46,7 +47,6 @@ __all__ = [
     "load_pack",
 ]
 
-BUILTIN_PACKS_DIR = "packs"
 _UPPER_SNAKE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -204,9 +204,7 @@ class Pack(_Strict):
 
 def builtin_pack_names() -> list[str]:
     """Names accepted by :func:`load_pack` without a path."""
-    folder = resources.files("shoal.policies").joinpath(BUILTIN_PACKS_DIR)
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir()
-                  if p.name.endswith(".yaml"))
+    return builtin_names(PACKS)
 
 
 def _resolve(name_or_path: str | Path) -> tuple[str, Path]:
@@ -217,9 +215,8 @@ def _resolve(name_or_path: str | Path) -> tuple[str, Path]:
     if not _ID.match(text):
         raise SpecError([SpecIssue(SourceLocation(f"<pack {text}>"), "",
                                    "a pack is a built-in name (lower_snake_case) or a .yaml path")])
-    builtin = Path(str(resources.files("shoal.policies").joinpath(BUILTIN_PACKS_DIR))) / (
-        f"{text}.yaml")
-    if not builtin.is_file():
+    builtin = builtin_file(PACKS, text)
+    if builtin is None:
         known = ", ".join(builtin_pack_names()) or "none"
         raise SpecError([SpecIssue(SourceLocation(f"<pack {text}>"), "",
                                    f"no built-in pack {text!r} (built-in: {known})")])
@@ -244,13 +241,10 @@ def load_pack(name_or_path: str | Path) -> Pack:
 
 @functools.lru_cache(maxsize=32)
 def _load_cached(path: str, label: str, _mtime_ns: int) -> Pack:
-    # The graph loader's YAML reader gives duplicate-key errors and a line for every value.
-    from shoal.graphs.loader import load_yaml_model
-
     def refuse(data: dict[str, object]) -> str | None:
         if "escalation" in data and "pack" not in data:
             return ("this is an escalation policy, not an identifier pack: list it under the "
-                    "graph's 'policies:'")
+                    "graph's 'escalation: {policies: [...]}'")
         return None
 
     return load_yaml_model(Path(path), label, Pack, "pack", refuse)

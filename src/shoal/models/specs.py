@@ -1,0 +1,103 @@
+"""The ``models:`` entries of a graph: one pydantic model per kind of backend.
+
+They live beside the backends, below the graph layer, so a backend can read its own spec and the
+graph spec only has to collect them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class Price(_Strict):
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class LlamaCppModelSpec(_Strict):
+    """A GGUF model run in-process by llama.cpp: a file path, or an embedded catalog name."""
+
+    kind: Literal["llamacpp"]
+    path: str | None = None
+    model: str | None = None
+    n_ctx: int = Field(default=2048, ge=128)
+    threads: int | None = Field(default=None, ge=1)
+    chat_format: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LlamaCppModelSpec:
+        if (self.path is None) == (self.model is None):
+            raise ValueError("give exactly one of 'path' (a GGUF file) or 'model' (catalog name)")
+        return self
+
+
+class OnnxClassifierModelSpec(_Strict):
+    """A text classifier exported to ONNX, with its sidecar JSON of labels next to it."""
+
+    kind: Literal["onnx-classifier"]
+    path: str
+
+
+class OnnxEmbedderModelSpec(_Strict):
+    """A sentence embedder in ONNX: a file path, or an embedded catalog name."""
+
+    kind: Literal["onnx-embedder"]
+    path: str | None = None
+    model: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OnnxEmbedderModelSpec:
+        if (self.path is None) == (self.model is None):
+            raise ValueError("give exactly one of 'path' (an ONNX file) or 'model' (catalog name)")
+        return self
+
+
+class OpenAIModelSpec(_Strict):
+    """A model behind an OpenAI-compatible HTTP API. The only kind that leaves the machine."""
+
+    kind: Literal["openai"]
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    """Name of the environment variable holding the key (never the key itself)."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+    price: Price | None = None
+    circuit_failures: int = Field(default=5, ge=1)
+    """Consecutive failed calls (unreachable, timeout, 5xx) that open the circuit breaker."""
+    circuit_cooldown_s: float = Field(default=30.0, gt=0)
+    """How long an open circuit fails calls at once before one probe call is let through."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value
+
+
+ModelSpec = Annotated[
+    LlamaCppModelSpec | OnnxClassifierModelSpec | OnnxEmbedderModelSpec | OpenAIModelSpec,
+    Field(discriminator="kind"),
+]
+MODEL_KINDS = ("llamacpp", "onnx-classifier", "onnx-embedder", "openai")
+
+
+def is_remote(model: BaseModel) -> bool:
+    """Whether a model sends what it is given off this machine."""
+    return isinstance(model, OpenAIModelSpec)
+
+
+def resolve_path(path: str, base_dir: Path | None) -> Path:
+    """A model path from the YAML is relative to the YAML file, like every other path in it."""
+    p = Path(path).expanduser()
+    if not p.is_absolute() and base_dir is not None:
+        p = base_dir / p
+    return p

@@ -1,0 +1,62 @@
+"""Escalation: when a node goes to the planner and what it may cost.
+
+- :mod:`~shoal.policies.escalation.rules`: the ``escalation:`` block, policy files, node rules
+  and the one decision function (:func:`decide`);
+- :mod:`~shoal.policies.escalation.escalator`: sends a failing node to the planner;
+- :mod:`~shoal.policies.escalation.planner_call`: the planner request and answer;
+- :mod:`~shoal.policies.escalation.guard`: every call to a remote model (egress scan, budget,
+  metering, circuit breaker);
+- :mod:`~shoal.policies.escalation.budget`, :mod:`~shoal.policies.escalation.circuit`,
+  :mod:`~shoal.policies.escalation.outbox`: caps, outage handling, the durable outbox;
+- :mod:`~shoal.policies.escalation.calibration`: RouteLLM's PGR, APGR and CPT.
+"""
+
+from shoal.policies.escalation.budget import Budget, BudgetSpec
+from shoal.policies.escalation.circuit import CircuitBreaker, CircuitOpen
+from shoal.policies.escalation.escalator import Escalator, LocalAnswer, Outcome
+from shoal.policies.escalation.guard import RemoteGuard
+from shoal.policies.escalation.outbox import Outbox, OutboxRow, default_outbox_path, outbox_path
+from shoal.policies.escalation.planner_call import PlannerReply, ask_planner
+from shoal.policies.escalation.rules import (
+    DEFAULT_SYSTEM,
+    UNMASKABLE_AGENTS,
+    Decision,
+    EscalationPolicy,
+    EscalationSpec,
+    NodeRule,
+    Rules,
+    builtin_policy_names,
+    decide,
+    load_policy,
+    policy_path,
+    resolve_rules,
+)
+
+__all__ = [
+    "DEFAULT_SYSTEM",
+    "UNMASKABLE_AGENTS",
+    "Budget",
+    "BudgetSpec",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "Decision",
+    "EscalationPolicy",
+    "EscalationSpec",
+    "Escalator",
+    "LocalAnswer",
+    "NodeRule",
+    "Outbox",
+    "OutboxRow",
+    "Outcome",
+    "PlannerReply",
+    "RemoteGuard",
+    "Rules",
+    "ask_planner",
+    "builtin_policy_names",
+    "decide",
+    "default_outbox_path",
+    "load_policy",
+    "outbox_path",
+    "policy_path",
+    "resolve_rules",
+]

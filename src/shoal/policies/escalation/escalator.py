@@ -1,0 +1,178 @@
+"""Hands a node that wants the planner to it, and says what came back.
+
+The :class:`Escalator` sends only the failing node: its task, the run's working (masked) text and
+the local draft, through the planner's :class:`~shoal.policies.escalation.guard.RemoteGuard`.
+Whatever goes wrong (budget, egress scan, planner down or malformed) the node keeps its local
+answer and the reason says why; a run never fails because the planner could not help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from shoal.errors import BackendError, BudgetExhausted, EgressBlocked, ShoalError
+from shoal.models.base import Generator
+from shoal.observability.logging import get_logger
+from shoal.policies.escalation.budget import Budget
+from shoal.policies.escalation.guard import RemoteGuard
+from shoal.policies.escalation.outbox import Outbox
+from shoal.policies.escalation.planner_call import ask_planner
+from shoal.policies.escalation.rules import DEFAULT_SYSTEM, Decision, NodeRule
+from shoal.policies.privacy import mask_leftovers
+from shoal.policies.scope import RunScope
+
+__all__ = ["DEFAULT_TASK", "Escalator", "LocalAnswer", "Outcome"]
+
+_log = get_logger()
+
+DEFAULT_TASK = ("Stand in for the '{node}' step of the pipeline (agent '{agent}'): do what that "
+                "step does for this message. {labels}The local model's draft may be wrong.")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAnswer:
+    """What the node's agent answered."""
+
+    output: Any
+    label: str | None
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What escalation made of a node's answer. Costs are not here: the remote model's guard
+    measured them in the node's meter."""
+
+    output: Any
+    label: str | None
+    confidence: float
+    escalated: bool
+    reason: str | None
+    estimate_usd: float = 0.0
+    """What sending this node to the planner costs (0 without a price): the all-planner
+    estimate of a node that stayed local."""
+    pending: str | None = None
+    """The outbox id when the planner could not take it now."""
+
+
+class Escalator:
+    """Hands failing nodes to the planner, within the budget and the privacy boundary."""
+
+    def __init__(
+        self,
+        planner: Generator,
+        *,
+        budget: Budget,
+        system: str = DEFAULT_SYSTEM,
+        max_tokens: int = 256,
+        timeout_s: float | None = None,
+        outbox: Outbox | None = None,
+        graph: str = "",
+    ) -> None:
+        self.planner = planner
+        self.budget = budget
+        self.system = system
+        self.outbox = outbox
+        self.graph = graph
+        self.max_tokens = max_tokens
+        self.timeout_s = timeout_s
+
+    def task_for(self, node: str, agent: str, rule: NodeRule,
+                 labels: frozenset[str] | None) -> str:
+        if rule.task is not None:
+            return rule.task
+        hint = (f"Answer with one label from: {', '.join(sorted(labels))}. " if labels else "")
+        return DEFAULT_TASK.format(node=node, agent=agent, labels=hint)
+
+    async def decide(
+        self,
+        *,
+        node: str,
+        task: str,
+        labels: frozenset[str] | None,
+        scope: RunScope,
+        text: str,
+        local: LocalAnswer,
+        decision: Decision,
+        attach: bool = False,
+    ) -> Outcome:
+        """The node's final answer: the local one, or the planner's in its place (or beside it,
+        with ``attach``)."""
+        estimate = self._estimate(task, text, local.output)
+        refused = self.budget.decide(decision.wants)
+        if not decision.wants:
+            return self._local(local, decision.trigger, estimate)
+        if refused is not None:
+            return self._kept(node, local, decision, refused, estimate)
+        draft: Any = local.output
+        try:
+            draft = await self._outbound_draft(scope, local.output)
+            reply = await ask_planner(
+                self.planner, system=self.system, task=task, text=text, draft=draft,
+                labels=sorted(labels) if labels else None, max_tokens=self.max_tokens,
+                timeout_s=self.timeout_s)
+        except BudgetExhausted as exc:
+            return self._kept(node, local, decision, exc.detail, estimate)
+        except EgressBlocked as exc:
+            kinds = ", ".join(f"{n} {t}" for t, n in sorted(exc.types.items()))
+            return self._kept(node, local, decision,
+                              f"egress blocked ({kinds} survived masking)", estimate)
+        except ShoalError as exc:
+            if isinstance(exc, BackendError) and self.outbox is not None:
+                # Unreachable, timed out or circuit open: the escalation waits in the outbox.
+                esc_id = await asyncio.to_thread(
+                    self.outbox.put, graph=self.graph, node=node, record_id=scope.record_id,
+                    run_id=scope.run_id, task=task, text=text, draft=draft,
+                    labels=sorted(labels) if labels else None, max_tokens=self.max_tokens,
+                    reason=decision.trigger, error=f"{exc.code}: {exc.message[:200]}")
+                _log.warning("escalation_queued", node=node, record_id=scope.record_id,
+                             escalation_id=esc_id, code=str(exc.code))
+                return self._kept(node, local, decision,
+                                  f"pending_escalation {esc_id} (planner unavailable: "
+                                  f"{exc.code})", estimate, pending=esc_id)
+            return self._kept(node, local, decision,
+                              f"planner failed ({exc.code}: {exc.message[:200]})", estimate)
+        output = reply.output()
+        output["answer"] = scope.vault.unmask(reply.answer)
+        # The local answer stays on record: audits and calibration compare the two.
+        output["local"] = {"label": local.label, "confidence": local.confidence,
+                           "output": local.output}
+        _log.info("node_escalated", run_id=scope.run_id, record_id=scope.record_id, node=node,
+                  reason=decision.trigger, label=reply.label)
+        if attach:
+            kept = dict(local.output) if isinstance(local.output, dict) else {
+                "answer": local.output}
+            kept["planner"] = output
+            return Outcome(kept, local.label, local.confidence, True, decision.trigger)
+        return Outcome(output, reply.label, reply.confidence, True, decision.trigger)
+
+    async def _outbound_draft(self, scope: RunScope, draft: Any) -> Any:
+        """The local draft, with anything the scan finds in it masked, when the planner is
+        remote. The working text passed the masker; the draft never did."""
+        pack = self.planner.pack if isinstance(self.planner, RemoteGuard) else None
+        if pack is None or draft is None:
+            return draft
+        text = draft if isinstance(draft, str) else json.dumps(draft, default=str,
+                                                                ensure_ascii=False)
+        masked = await mask_leftovers(text, pack, scope.vault)
+        return draft if masked == text else masked
+
+    def _estimate(self, task: str, text: str, draft: Any) -> float:
+        if not isinstance(self.planner, RemoteGuard) or self.planner.price is None:
+            return 0.0
+        draft_text = draft if isinstance(draft, str) else json.dumps(draft, default=str)
+        return self.planner.estimate_usd(len(task) + len(text) + len(draft_text) + 400)
+
+    @staticmethod
+    def _local(local: LocalAnswer, reason: str | None, estimate: float,
+               pending: str | None = None) -> Outcome:
+        return Outcome(local.output, local.label, local.confidence, False, reason, estimate,
+                       pending)
+
+    def _kept(self, node: str, local: LocalAnswer, decision: Decision, why: str,
+              estimate: float, pending: str | None = None) -> Outcome:
+        _log.info("escalation_skipped", node=node, why=why.split(" ", 1)[0])
+        return self._local(local, decision.kept(why), estimate, pending)

@@ -1,0 +1,233 @@
+"""When a node's result goes to the planner: the graph's ``escalation:`` block, escalation policy
+files, and the one function that decides (and says why).
+
+Rules come from the graph (a node's ``escalate_below``) and from escalation policy files listed
+under ``escalation: {policies: [...]}``; a later policy overrides an earlier one, and any policy
+overrides the graph's inline threshold::
+
+    escalation: 1
+    name: healthcare-calibrated
+    nodes:
+      triage: {below: 0.62}            # confidence under this goes to the planner
+      validate: {on_flag: true}        # the agent's own flag (a failed check, a guard 'review')
+      guard: {on_flag: false}          # never: it runs before the masker
+    budget: {max_share: 0.2, window: 100, max_usd_per_run: 0.01}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shoal.errors import SourceLocation, SpecError, SpecIssue
+from shoal.policies.escalation.budget import BudgetSpec
+from shoal.resources import POLICIES, builtin_file, builtin_names
+from shoal.yaml_source import load_yaml_model
+
+__all__ = [
+    "DEFAULT_SYSTEM",
+    "UNMASKABLE_AGENTS",
+    "Decision",
+    "EscalationPolicy",
+    "EscalationSpec",
+    "NodeRule",
+    "Rules",
+    "builtin_policy_names",
+    "decide",
+    "load_policy",
+    "policy_path",
+    "resolve_rules",
+]
+
+UNMASKABLE_AGENTS = frozenset({"privacy_masker"})
+"""Agents whose input is the raw text: they never escalate, whatever the rules say."""
+
+DEFAULT_SYSTEM = (
+    "You are the planner of a pipeline of small models: one step could not answer on its own "
+    "and you stand in for it. Values in the message may have been replaced by placeholders such "
+    "as [NAME_1]; keep placeholders exactly as written and never guess what they stand for. Do "
+    "the task and answer in the JSON format requested, with your honest confidence between 0 "
+    "and 1."
+)
+"""The planner's system prompt when the graph sets no ``escalation.system``."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class EscalationSpec(BudgetSpec):
+    """A graph's ``escalation:`` block: where escalated nodes go, the policy files that say when,
+    how much may go there (the budget keys), and how long and how much the planner may answer.
+    Escalation policy files can override the budget keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    planner: str
+    policies: list[str] = Field(default_factory=list)
+    """Escalation policy files (relative to the graph file) or built-in policy names
+    (``planner_share_20``); later ones win."""
+    system: str | None = Field(default=None, min_length=1)
+    """The planner's system prompt; default: a neutral one (:data:`DEFAULT_SYSTEM`)."""
+    max_tokens: int = Field(default=256, ge=16)
+    """Cap on the planner's answer per escalation."""
+    timeout_s: float | None = Field(default=None, gt=0)
+    """Per escalation; default: the planner model's own timeout."""
+    outbox: str | None = None
+    """SQLite file for escalations the planner could not take (relative to the graph file);
+    default: ``$SHOAL_OUTBOX``, else ``.shoal/outbox.sqlite`` under the working directory."""
+
+    @property
+    def budget(self) -> BudgetSpec:
+        return BudgetSpec.model_validate(self.model_dump(include=set(BudgetSpec.model_fields),
+                                                         exclude_unset=True))
+
+    @property
+    def system_prompt(self) -> str:
+        return self.system if self.system is not None else DEFAULT_SYSTEM
+
+
+class NodeRule(_Strict):
+    """When one node escalates."""
+
+    below: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Escalate when the agent's confidence is below this."""
+    on_flag: bool = True
+    """Escalate when the agent asks to (a validator's failed check, a guard's ``review``)."""
+    task: str | None = Field(default=None, min_length=1)
+    """What the planner is asked to do for this node; default: stand in for the node."""
+    attach: bool = False
+    """Keep the local answer as the node's output and attach the planner's under ``planner``
+    (an emergency's fixed safe reply goes out as written; the planner drafts the hand-off)."""
+
+    def merged(self, later: NodeRule) -> NodeRule:
+        return self.model_copy(update=later.model_dump(exclude_unset=True))
+
+    @property
+    def active(self) -> bool:
+        return self.below is not None or self.on_flag
+
+
+class EscalationPolicy(_Strict):
+    """An escalation policy file (``escalation: 1``)."""
+
+    escalation: Literal[1]
+    name: str = Field(min_length=1)
+    description: str | None = None
+    nodes: dict[str, NodeRule] = Field(default_factory=dict)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+
+
+def _refuse_pack(data: dict[str, object]) -> str | None:
+    if "pack" in data and "escalation" not in data:
+        return ("this is an identifier pack, not an escalation policy: list it under the "
+                "graph's 'packs:'")
+    return None
+
+
+def load_policy(path: Path, label: str | None = None) -> EscalationPolicy:
+    """Load and validate one policy file; SpecError with FILE:LINE:COL for every mistake."""
+    return load_yaml_model(path, label or str(path), EscalationPolicy, "policy", _refuse_pack)
+
+
+def builtin_policy_names() -> list[str]:
+    """Escalation policies shipped with shoal, usable by name under ``escalation.policies``."""
+    return builtin_names(POLICIES)
+
+
+def policy_path(entry: str, base_dir: Path | None) -> Path:
+    """Where an ``escalation.policies`` entry is: a built-in name, or a path relative to the
+    graph file. Raises SpecError for a name that is neither."""
+    if entry.endswith((".yaml", ".yml")) or "/" in entry:
+        path = Path(entry).expanduser()
+        return path if path.is_absolute() or base_dir is None else base_dir / path
+    found = builtin_file(POLICIES, entry)
+    if found is None:
+        known = ", ".join(builtin_policy_names()) or "none"
+        raise SpecError([SpecIssue(SourceLocation(f"<policy {entry}>"), "",
+                                   f"no built-in escalation policy {entry!r} (built-in: {known}; "
+                                   "a file needs a .yaml ending)")])
+    return found
+
+
+class _NodeLike(Protocol):
+    @property
+    def agent(self) -> str: ...
+    @property
+    def escalate_below(self) -> float | None: ...
+
+
+@dataclass
+class Rules:
+    """The graph's escalation rules after every policy file was applied."""
+
+    nodes: dict[str, NodeRule | None]
+    """Per node; None: the node never escalates."""
+    budget: BudgetSpec
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    """(index in ``escalation.policies``, message) for policy files that failed to load or name
+    nodes the graph does not have."""
+
+
+def resolve_rules(nodes: Mapping[str, _NodeLike], escalation: EscalationSpec | None,
+                  base_dir: Path | None) -> Rules:
+    """Inline thresholds, then each escalation policy file in order (later ones win)."""
+    rules: dict[str, NodeRule | None] = {
+        name: NodeRule(below=node.escalate_below) if node.escalate_below is not None
+        else NodeRule()
+        for name, node in nodes.items()}
+    budget = escalation.budget if escalation is not None else BudgetSpec()
+    problems: list[tuple[int, str]] = []
+    for i, entry in enumerate(escalation.policies if escalation is not None else []):
+        try:
+            policy = load_policy(policy_path(entry, base_dir), entry)
+        except SpecError as exc:
+            problems.append((i, "; ".join(str(issue) for issue in exc.issues)))
+            continue
+        for name, rule in policy.nodes.items():
+            if name not in nodes:
+                problems.append((i, f"policy {policy.name!r} has a rule for node {name!r}, "
+                                    "which the graph does not have"))
+                continue
+            current = rules[name] or NodeRule()
+            rules[name] = current.merged(rule)
+        budget = budget.merged(policy.budget)
+    for name, node in nodes.items():
+        if node.agent in UNMASKABLE_AGENTS:
+            rules[name] = None
+    return Rules(nodes=rules, budget=budget, problems=problems)
+
+
+# --- the decision -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether a node's result wants the planner, and why. Every escalation reason a trace shows
+    is written here."""
+
+    wants: bool
+    trigger: str | None
+    """Why it wants the planner (or the agent's own note when it does not)."""
+
+    def kept(self, because: str) -> str:
+        """The reason of a node that wanted the planner and kept its local answer."""
+        wanted = f"; {self.trigger}" if self.trigger else ""
+        return f"{because}; local answer kept{wanted}"
+
+
+def decide(rule: NodeRule | None, *, confidence: float, flagged: bool,
+           note: str | None) -> Decision:
+    """The escalation decision for one result: the agent's own flag (when the rule heeds it),
+    then the confidence threshold. ``note`` is the agent's reason."""
+    if flagged and (rule is None or rule.on_flag):
+        return Decision(True, note or "agent asked to escalate")
+    below = rule.below if rule is not None else None
+    if below is not None and confidence < below:
+        why = f" ({note})" if note else ""
+        return Decision(True, f"confidence {confidence:.3f} below {below:g}{why}")
+    return Decision(False, note)

@@ -1,0 +1,32 @@
+"""Files shipped inside the package: identifier packs, escalation policies, trained models.
+
+One place finds them, so a built-in name means the same thing to the loader, the compiler's
+checks and the CLI.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+__all__ = ["PACKS", "POLICIES", "builtin_file", "builtin_names"]
+
+PACKS = ("shoal.policies.privacy", "packs")
+"""Identifier packs (``packs: [hipaa_safe_harbor]``)."""
+POLICIES = ("shoal.policies.escalation", "policies")
+"""Escalation policies (``escalation: {policies: [planner_share_20]}``)."""
+
+
+def builtin_names(where: tuple[str, str], suffix: str = ".yaml") -> list[str]:
+    """The names (file stems) of the built-in files in ``where`` (a package and a folder)."""
+    folder = files(where[0]).joinpath(where[1])
+    if not folder.is_dir():
+        return []
+    return sorted(p.name.removesuffix(suffix) for p in folder.iterdir()
+                  if p.name.endswith(suffix))
+
+
+def builtin_file(where: tuple[str, str], name: str, suffix: str = ".yaml") -> Path | None:
+    """The built-in file ``name`` in ``where``, or None when there is none by that name."""
+    path = Path(str(files(where[0]).joinpath(where[1]))) / f"{name}{suffix}"
+    return path if path.is_file() else None
