@@ -59,7 +59,7 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import f1_score
 
-from shoal._calibrate import calibration_graph
+from shoal.graphs.calibration import calibration_graph
 from shoal.graphs.loader import load_spec
 from shoal.graphs.results import RunResult
 from shoal.graphs.runtime import Graph

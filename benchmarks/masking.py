@@ -7,7 +7,8 @@ suffix list as ours so neither touches the network. The network is blocked for t
 
 Data: (a) sentences from presidio-evaluator's offline generator (seeded; the gold types are read
 from its template placeholders, so "city" and "country" are told apart), (b) the clinical fixture
-notes of tests/unit/test_masker.py (every canary is a Safe Harbor identifier).
+notes of tests/data/clinical_notes.json, shared with tests/unit/test_masker.py (every canary is a
+Safe Harbor identifier).
 
 What is scored: gold spans that are Safe Harbor identifiers (45 CFR 164.514(b)(2)), mapped to the
 pack's kinds. Gold types that are NOT Safe Harbor identifiers are excluded and listed in the JSON
@@ -46,14 +47,13 @@ import random
 import re
 import socket
 import statistics
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for tests.unit.test_masker (the clinical fixtures)
+CLINICAL_NOTES = ROOT / "tests" / "data" / "clinical_notes.json"
 
 # presidio-evaluator's template placeholders (read before its own coarse mapping) -> the Safe
 # Harbor kind they realise. Placeholders in EXCLUDED are not Safe Harbor identifiers.
@@ -144,10 +144,9 @@ def generator_samples(n: int, seed: int) -> list[Sample]:
 
 
 def clinical_samples() -> list[Sample]:
-    from tests.unit.test_masker import NOTES
-
+    notes: list[dict[str, Any]] = json.loads(CLINICAL_NOTES.read_text(encoding="utf-8"))
     samples = []
-    for note in NOTES:
+    for note in notes:
         text = note["text"]
         spans: list[Span] = []
         for kind, canary in note["canaries"]:

@@ -56,7 +56,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from shoal._calibrate import calibration_graph
+from shoal.graphs.calibration import calibration_graph
 from shoal.graphs.runtime import Graph
 from shoal.observability import configure_logging
 from shoal.policies.privacy import Vault

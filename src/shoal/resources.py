@@ -9,12 +9,14 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["PACKS", "POLICIES", "builtin_file", "builtin_names"]
+__all__ = ["AGENT_DATA", "PACKS", "POLICIES", "builtin_file", "builtin_names", "builtin_path"]
 
 PACKS = ("shoal.policies.privacy", "packs")
 """Identifier packs (``packs: [hipaa_safe_harbor]``)."""
 POLICIES = ("shoal.policies.escalation", "policies")
 """Escalation policies (``escalation: {policies: [planner_share_20]}``)."""
+AGENT_DATA = ("shoal.agents", "data")
+"""Agents' own data: the input guard's trained model, the validator's dose table."""
 
 
 def builtin_names(where: tuple[str, str], suffix: str = ".yaml") -> list[str]:
@@ -26,7 +28,14 @@ def builtin_names(where: tuple[str, str], suffix: str = ".yaml") -> list[str]:
                   if p.name.endswith(suffix))
 
 
+def builtin_path(where: tuple[str, str], filename: str) -> Path:
+    """The path of ``filename`` in ``where``, whether or not it exists. ``files()`` on a folder of
+    a regular package is a real path for an installed or editable shoal, which model loaders
+    need (a model's sidecar sits beside it)."""
+    return Path(str(files(where[0]).joinpath(where[1]))) / filename
+
+
 def builtin_file(where: tuple[str, str], name: str, suffix: str = ".yaml") -> Path | None:
     """The built-in file ``name`` in ``where``, or None when there is none by that name."""
-    path = Path(str(files(where[0]).joinpath(where[1]))) / f"{name}{suffix}"
+    path = builtin_path(where, f"{name}{suffix}")
     return path if path.is_file() else None

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shoal.graphs.spec import LlamaCppModelSpec, OnnxEmbedderModelSpec, OpenAIModelSpec
+from shoal.models.specs import LlamaCppModelSpec, OnnxEmbedderModelSpec, OpenAIModelSpec
 
 TRAIN_LINES = [
     *({"text": t, "label": "billing"} for t in (

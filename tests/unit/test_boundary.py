@@ -103,14 +103,46 @@ def test_an_escalating_node_before_the_masker_is_refused(tmp_path: Path) -> None
     assert guard is not None and not guard.active
 
 
-def test_a_local_planner_needs_no_masker() -> None:
+async def test_a_local_planner_needs_no_masker(
+        log_stream: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
     from shoal.graphs.spec import LlamaCppModelSpec
+    from shoal.policies.escalation import RemoteGuard, guard
 
+    scanned: list[Any] = []
+    real_scan = guard.scan_outbound
+
+    async def scan_spy(*args: Any) -> Any:
+        scanned.append(args)
+        return await real_scan(*args)
+
+    monkeypatch.setattr(guard, "scan_outbound", scan_spy)
     s = GraphSpec(name="b", models={"big": LlamaCppModelSpec(kind="llamacpp",
                                                              model="smollm2-135m-instruct")},
                   nodes={"a": NodeSpec(agent="bnd_draft", escalate_below=0.5)},
                   escalation=EscalationSpec(planner="big"))
-    shoal.Graph(s, models={"big": FakeBackend()})
+    planner = FakeBackend(handler=lambda _: json.dumps(
+        {"answer": "Ibuprofen can blunt lisinopril; ask your doctor.", "label": None,
+         "confidence": 0.9}))
+    g = shoal.Graph(s, models={"big": planner})
+    # Compiled with no masker in the graph, and the planner's rule is on for node 'a'.
+    rule = g.rules.nodes["a"]
+    assert rule is not None and rule.active and rule.below == 0.5
+    # The local planner is metered, but has no egress pack and no circuit breaker.
+    wrapped = g.models["big"]
+    assert isinstance(wrapped, RemoteGuard) and wrapped.inner is planner
+    assert wrapped.pack is None and wrapped.circuit is None
+
+    r = await g.arun(NOTE, id="local-1")
+    assert r.status == "escalated", r
+    assert [(n.node, n.escalated) for n in r.nodes] == [("a", True)]
+    assert r.output["answer"] == "Ibuprofen can blunt lisinopril; ask your doctor."
+    # The unmasked note went to the planner on this machine: nothing scanned, nothing blocked.
+    assert len(planner.calls) == 1
+    sent = json.dumps(planner.calls)
+    assert NAME in sent and SSN in sent
+    assert scanned == []
+    assert "egress_blocked" not in log_stream.getvalue()
+    assert r.cost is not None and r.cost.planner_calls == 1 and r.cost.planner_usd == 0
 
 
 # --- run time -----------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 import shoal
-from shoal._calibrate import prefix_spec
 from shoal.cli import app
+from shoal.graphs import prefix_spec
 from shoal.graphs.loader import load_spec
 from shoal.policies.escalation import load_policy, resolve_rules
 from tests.conftest import REPO

@@ -1,9 +1,10 @@
 """The privacy masker: every HIPAA Safe Harbor kind masked, consistent pseudonyms, exact offsets,
 whole long texts, no network, and no identifier in a run's trace or logs.
 
-The fixture notes are written for these tests; every identifier in them is a canary value (made
-up, unique) so that "absent from the masked text" is a plain substring check. The masking
-benchmark (benchmarks/masking.py) reuses NOTES as its clinical set.
+The fixture notes (tests/data/clinical_notes.json) are written for these tests; every identifier
+in them is a canary value (made up, unique) so that "absent from the masked text" is a plain
+substring check. The masking benchmark (benchmarks/masking.py) reads the same file as its
+clinical set.
 """
 
 from __future__ import annotations
@@ -27,72 +28,11 @@ from shoal.policies.privacy.detector import _chunks
 from shoal.policies.privacy.packs import load_pack
 from shoal.policies.scope import RunScope
 
-# (kind id, canary) pairs; each canary occurs in its note's text.
-NOTES: list[dict[str, Any]] = [
-    {
-        "id": "note-1",
-        "text": (
-            "Patient: Jane Canary-Doe    MRN: 99887766    DOB: 03/14/1931 (93 y/o)\n"
-            "SSN: 123-45-6789   Phone: (555) 867-5309   Fax: 555-201-4477\n"
-            "Email: jane.canary@example.org\n"
-            "Address: 742 Evergreen Terrace, Springfield, IL 62704. Lives in Sangamon County.\n"
-            "Member ID: BCX449201776   Account #: ACCT-5567-0912   "
-            "Driver's license: D1234-5678-9012\n"
-            "Vehicle plate: 7XKZ-391, VIN 1HGCM82633A004352. "
-            "Pacemaker serial no. PMX-88213-QZ.\n"
-            "Portal: https://portal.example-health.org/patients/4471   "
-            "Last login from 192.168.14.77\n"
-            "Fingerprint template ID: FP-20931-77. Photo on file: jane_canary_doe_face.jpg\n"
-            "Study subject ID: SUBJ-00-4471-Z. Admitted 2024-02-11, discharged February 16, 2024.\n"
-            "Seen by Dr. Marcus Whitfield. Mr. Canary-Doe (husband) at bedside.\n"
-            "HPI: 93 yo female with CHF, COVID-19 in 2021, on metoprolol 25 mg BID for 3 days.\n"
-        ),
-        "canaries": [
-            ("names", "Jane Canary-Doe"), ("names", "Marcus Whitfield"), ("names", "Canary-Doe"),
-            ("geography", "742 Evergreen Terrace"), ("geography", "Springfield"),
-            ("geography", "62704"), ("geography", "Sangamon County"),
-            ("dates", "03/14/1931"), ("dates", "93 y/o"), ("dates", "2024-02-11"),
-            ("dates", "February 16"), ("dates", "93 yo"),
-            ("phone", "867-5309"), ("fax", "555-201-4477"), ("email", "jane.canary@example.org"),
-            ("ssn", "123-45-6789"), ("medical_record", "99887766"),
-            ("health_plan", "BCX449201776"), ("account", "ACCT-5567-0912"),
-            ("license", "D1234-5678-9012"), ("vehicle", "7XKZ-391"),
-            ("vehicle", "1HGCM82633A004352"), ("device", "PMX-88213-QZ"),
-            ("url", "portal.example-health.org"), ("ip", "192.168.14.77"),
-            ("biometric", "FP-20931-77"), ("photo", "jane_canary_doe_face.jpg"),
-            ("other_id", "SUBJ-00-4471-Z"),
-        ],
-    },
-    {
-        "id": "note-2",
-        "text": (
-            "ED triage note, seen 11/02/2025. Pt name: Okonkwo, Adaeze. Age: 97. "
-            "Chart # A7730142.\n"
-            "Daughter Priya Raman-Holt can be reached at 312-555-0148 or "
-            "priya.rh@mailbox-canary.net; fax 312-555-0199.\n"
-            "Home: 18 Quarry Hill Road, Apt 4B, Dunmore, PA 18512.\n"
-            "Medicare MBI 1EG4-TE5-MK73. Subscriber ID: ZQH-771203. Billing account 880021937.\n"
-            "SSN 078-05-1120 on file. Nursing license RN-449182; DEA number BW4471023.\n"
-            "Arrived by car, plate NJX 4471. Insulin pump S/N: TDM-55091-K.\n"
-            "Retinal scan ref: RS-90017. Images: IMG_20251102_okonkwo.png attached.\n"
-            "Referral packet at http://refer.canary-clinic.example/r/77120 from 10.20.30.41.\n"
-            "Badge ID: EMP-3390-17. Follow-up on Nov 9 with Dr. Ellery Vance.\n"
-        ),
-        "canaries": [
-            ("names", "Okonkwo, Adaeze"), ("names", "Priya Raman-Holt"),
-            ("names", "Ellery Vance"), ("dates", "11/02/2025"), ("dates", "97"),
-            ("dates", "Nov 9"), ("medical_record", "A7730142"), ("phone", "312-555-0148"),
-            ("email", "priya.rh@mailbox-canary.net"), ("fax", "312-555-0199"),
-            ("geography", "18 Quarry Hill Road"), ("geography", "Dunmore"),
-            ("geography", "18512"), ("health_plan", "1EG4-TE5-MK73"),
-            ("health_plan", "ZQH-771203"), ("account", "880021937"),
-            ("ssn", "078-05-1120"), ("license", "RN-449182"), ("license", "BW4471023"),
-            ("vehicle", "NJX 4471"), ("device", "TDM-55091-K"), ("biometric", "RS-90017"),
-            ("photo", "IMG_20251102_okonkwo.png"), ("url", "refer.canary-clinic.example"),
-            ("ip", "10.20.30.41"), ("other_id", "EMP-3390-17"),
-        ],
-    },
-]
+# tests/data/clinical_notes.json: [{"id", "text", "canaries": [[kind id, canary], ...]}]; each
+# canary occurs in its note's text.
+NOTES: list[dict[str, Any]] = json.loads(
+    (Path(__file__).resolve().parent.parent / "data" / "clinical_notes.json").read_text(
+        encoding="utf-8"))
 
 HIPAA_KINDS = {"names", "geography", "dates", "phone", "fax", "email", "ssn", "medical_record",
                "health_plan", "account", "license", "vehicle", "device", "url", "ip",

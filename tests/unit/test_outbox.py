@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import shoal
-from shoal import _drain
+from shoal.cli import drain
 from shoal.errors import BackendError
 from shoal.graphs.spec import EscalationSpec
 from shoal.policies.escalation.circuit import CircuitBreaker, CircuitOpen
@@ -99,9 +99,9 @@ async def test_drain_sends_each_once_and_applies_each_once(tmp_path: Path) -> No
     box = Outbox(tmp_path / "ob.sqlite")
 
     planner.up = True
-    report = _drain.DrainReport()
-    await _drain.send_pending(g, box, report)
-    _drain.apply_to_results(out, box, g.name, report)
+    report = drain.DrainReport()
+    await drain.send_pending(g, box, report)
+    drain.apply_to_results(out, box, g.name, report)
     assert (report.sent, report.applied) == (3, 3)
     lines = [shoal.RunResult.model_validate_json(x) for x in out.read_text().splitlines()]
     assert [r.status for r in lines] == ["escalated"] * 3
@@ -111,10 +111,10 @@ async def test_drain_sends_each_once_and_applies_each_once(tmp_path: Path) -> No
     assert lines[0].output["local"] == "appointment"
     sent = len([c for c in planner.calls if c[0] == "generate_json"])
 
-    again = _drain.DrainReport()
-    await _drain.send_pending(g, box, again)
+    again = drain.DrainReport()
+    await drain.send_pending(g, box, again)
     before = out.read_bytes()
-    _drain.apply_to_results(out, box, g.name, again)
+    drain.apply_to_results(out, box, g.name, again)
     assert (again.sent, again.applied) == (0, 0)
     assert out.read_bytes() == before
     assert len([c for c in planner.calls if c[0] == "generate_json"]) == sent
@@ -126,8 +126,8 @@ async def test_a_drain_stops_when_the_planner_is_still_down(tmp_path: Path) -> N
     for i in range(3):
         await g.arun(f"question {i} about my visit", id=f"r{i}")
     box = Outbox(tmp_path / "ob.sqlite")
-    report = _drain.DrainReport()
-    await _drain.send_pending(g, box, report)
+    report = drain.DrainReport()
+    await drain.send_pending(g, box, report)
     assert report.failed == 1 and report.sent == 0 and report.stop_reason
     assert len(box.rows(status="pending")) == 3
     assert max(r.attempts for r in box.rows()) == 2

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from shoal._batch import _OrderedWriter, read_done
 from shoal.cli import app
+from shoal.cli.batch import _OrderedWriter, read_done
 from shoal.errors import ShoalError
 from shoal.graphs.results import RunResult
 from tests.conftest import REPO
@@ -210,7 +210,7 @@ def _result(i: int) -> RunResult:
 def test_writer_hands_each_ready_line_to_the_os_and_fsyncs_at_most_every_interval(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    import shoal._batch as batch
+    import shoal.cli.batch as batch
 
     synced: list[int] = []
     monkeypatch.setattr(batch.os, "fsync", synced.append)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -226,7 +227,10 @@ def test_run_inside_a_loop_says_to_use_arun():
 def test_langgraph_is_exposed_for_inspection():
     g = graph({"a": {"agent": "noop"}, "b": {"agent": "noop"}}, ["a -> b"])
     mermaid = g.langgraph.get_graph().draw_mermaid()
-    assert "a" in mermaid and "b" in mermaid
+    declared = re.findall(r"^\s*(\w+)\((\w+)\)\s*$", mermaid, re.MULTILINE)
+    assert declared == [("a", "a"), ("b", "b")]
+    edges = re.findall(r"^\s*(\w+)\s*-->\s*(\w+);?\s*$", mermaid, re.MULTILINE)
+    assert sorted(edges) == [("__start__", "a"), ("a", "b"), ("b", "__end__")]
 
 
 async def test_a_failing_input_iterator_raises_instead_of_hanging():

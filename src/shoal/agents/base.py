@@ -13,6 +13,7 @@ from typing import Any, ClassVar, TypeVar, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.errors import AgentError
+from shoal.models.base import Backend
 from shoal.policies.scope import RunScope
 
 ENTRY_POINT_GROUP = "shoal.agents"
@@ -79,11 +80,13 @@ class Agent:
     """The optional extra (``shoal[privacy]``) this agent needs; the compiler names it when it is
     not installed."""
 
-    def __init__(self, config: AgentConfig, *, node: str, model: Any = None) -> None:
+    def __init__(self, config: AgentConfig, *, node: str, model: Backend | None = None) -> None:
         self.config = config
         self.node = node
-        self.model = model
-        """The node's backend (a Generator, LabelScorer, Classifier or Embedder), or None."""
+        self.model: Any = model
+        """The node's backend (a Generator, LabelScorer, Classifier or Embedder), or None.
+        Checked below against ``model_protocols``, so a subclass may use it as the protocol it
+        asked for (typed loosely: the check is at run time, per subclass)."""
         wanted = type(self).model_protocols
         if wanted and not isinstance(model, wanted):
             names = " or ".join(p.__name__ for p in wanted)

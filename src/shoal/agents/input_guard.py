@@ -48,7 +48,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,6 +57,7 @@ from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, reg
 from shoal.errors import AgentError
 from shoal.models.base import Classifier
 from shoal.models.onnx import load_classifier
+from shoal.resources import AGENT_DATA, builtin_path
 
 __all__ = ["GuardConfig", "InputGuard", "RULES", "Rule", "default_model_path", "strip_special"]
 
@@ -72,9 +72,7 @@ MODEL_FILE = "guard.onnx"
 
 def default_model_path() -> Path:
     """The packaged guard model (its sidecar sits beside it)."""
-    # files() on a directory of a regular package is a real path for an installed or editable
-    # shoal; the ONNX loader needs a path, and the sidecar must sit beside the model.
-    return Path(str(resources.files("shoal.agents").joinpath("data", MODEL_FILE)))
+    return builtin_path(AGENT_DATA, MODEL_FILE)
 
 
 # --- rules --------------------------------------------------------------------------------------

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import bisect
 import functools
-import importlib.resources
 import math
 import re
 import warnings
@@ -58,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
 from shoal.errors import AgentError
 from shoal.models.pool import map_errors, run_blocking, shared
+from shoal.resources import AGENT_DATA, builtin_path
 
 AGENT_NAME = "medical_validator"
 LABELS = frozenset({"ok", "flagged"})
@@ -129,8 +129,7 @@ class _Table(BaseModel):
 @functools.cache
 def dose_table() -> dict[str, DrugRange]:
     """The packaged table keyed by lower-case canonical name and every alias."""
-    resource = importlib.resources.files("shoal.agents").joinpath("data/dose_ranges.yaml")
-    raw = yaml.safe_load(resource.read_text(encoding="utf-8"))
+    raw = yaml.safe_load(builtin_path(AGENT_DATA, "dose_ranges.yaml").read_text(encoding="utf-8"))
     try:
         table = _Table.model_validate(raw)
     except ValidationError as exc:  # a packaging bug, not user input: the details are safe

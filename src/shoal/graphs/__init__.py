@@ -1,7 +1,9 @@
-"""The declarative graph: spec, loader, compiler onto LangGraph, and the runtime."""
+"""The declarative graph: spec, loader, compiler onto LangGraph, the runtime, and the cut a
+calibration runs."""
 
 from pathlib import Path
 
+from shoal.graphs.calibration import calibration_graph, prefix_spec
 from shoal.graphs.results import ErrorInfo, NodeEvent, NodeTrace, Record, RunResult, Status
 from shoal.graphs.runtime import DEFAULT_CONCURRENCY, Graph
 from shoal.graphs.spec import (
@@ -45,5 +47,7 @@ __all__ = [
     "RouteEdge",
     "RunResult",
     "Status",
+    "calibration_graph",
     "load_graph",
+    "prefix_spec",
 ]

@@ -19,10 +19,19 @@ from pydantic import ValidationError
 from shoal.agents.base import Agent, AgentConfig, agent_names, get_agent
 from shoal.extras import missing
 from shoal.graphs.node import NodeRunner
-from shoal.graphs.spec import END, ChainEdge, GraphSpec, RouteEdge, is_remote
+from shoal.graphs.spec import END, ChainEdge, GraphSpec, PluginModelSpec, RouteEdge
 from shoal.graphs.state import RunState
 from shoal.models.base import Generator
-from shoal.models.registry import kind_protocols
+from shoal.models.kinds import (
+    MODEL_KINDS,
+    ModelKind,
+    get_kind,
+    is_remote,
+    kind_load_error,
+    kind_name_of,
+    kind_names,
+    kinds_serving,
+)
 from shoal.policies.escalation import UNMASKABLE_AGENTS, resolve_rules
 from shoal.policies.privacy import builtin_pack_names
 from shoal.yaml_source import Loc, Problem, validation_problems
@@ -84,6 +93,13 @@ def check(
     configs: dict[str, AgentConfig] = {}
     known_agents: list[str] | None = None
 
+    model_kinds: dict[str, ModelKind[Any]] = {}
+    for name, model in spec.models.items():
+        kind, found = _check_model(name, model)
+        problems += found
+        if kind is not None:
+            model_kinds[name] = kind
+
     for name, node in nodes.items():
         cls = get_agent(node.agent) if node.agent else None
         if not node.agent:
@@ -117,7 +133,7 @@ def check(
                                     f"{_did_you_mean(node.model, list(spec.models))}"))
         elif node.model is not None and cls is not None and cls.model_protocols:
             problems += _check_model_fits(name, node.agent, cls, node.model,
-                                          spec.models[node.model])
+                                          model_kinds.get(node.model))
 
     if spec.escalation is not None and spec.escalation.planner not in spec.models:
         problems.append(Problem(("escalation", "planner"),
@@ -125,23 +141,58 @@ def check(
                                 f"{_did_you_mean(spec.escalation.planner, list(spec.models))}"))
 
     problems += _check_packs(spec, base_dir)
-    problems += _check_escalation(spec, base_dir, agent_classes, skip_topology=skip_topology)
+    problems += _check_escalation(spec, base_dir, agent_classes, model_kinds,
+                                  skip_topology=skip_topology)
     problems += _check_edges(spec, agent_classes, configs, skip_topology=skip_topology)
     return problems
 
 
+def _check_model(name: str, model: object) -> tuple[ModelKind[Any] | None, list[Problem]]:
+    """A ``models:`` entry's kind: registered, its extra installed, and (for a plugin's kind,
+    which the graph spec only collects) its keys valid for the kind's own spec."""
+    kind_name = kind_name_of(model)
+    if kind_name is None:
+        return None, []  # no kind, or not a string: the spec's validation said so
+    where: Loc = ("models", name, "kind")
+    kind = get_kind(kind_name)
+    if kind is None:
+        broken = kind_load_error(kind_name)
+        if broken is not None:
+            return None, [Problem(where, f"model kind {kind_name!r} failed to load from its "
+                                         f"'shoal.models' entry point: {broken}")]
+        return None, [Problem(where, f"unknown model kind {kind_name!r}"
+                                     f"{_did_you_mean(kind_name, kind_names())}")]
+    problems = []
+    if kind.extra is not None and (absent := missing(kind.extra)) is not None:
+        problems.append(Problem(where, f"model kind {kind_name!r} {absent}"))
+    # A built-in kind's entry was validated with the graph spec, also when it failed there
+    # (then it is still raw data here); a plugin's entry is validated against its kind now.
+    if not isinstance(model, kind.spec) and kind_name not in MODEL_KINDS:
+        raw = model.config if isinstance(model, PluginModelSpec) else model
+        try:
+            kind.spec.model_validate(raw)
+        except ValidationError as exc:
+            for p in validation_problems(exc, ("models", name)):
+                message = p.message
+                if message.startswith("unknown key"):
+                    message = (f"{message} for model kind {kind_name!r}"
+                               f"{_did_you_mean(str(p.loc[-1]), list(kind.spec.model_fields))}")
+                problems.append(Problem(p.loc, message, p.at_key))
+    return kind, problems
+
+
 def _check_model_fits(
-    node: str, agent: str, cls: type[Agent], model_name: str, model: Any
+    node: str, agent: str, cls: type[Agent], model_name: str, kind: ModelKind[Any] | None
 ) -> list[Problem]:
-    kind = getattr(model, "kind", None)
-    serves = kind_protocols().get(str(kind), ())
-    if any(p in serves for p in cls.model_protocols):
+    if kind is None:
+        return []  # an unknown kind is reported at the model
+    if any(kind.serves(p) for p in cls.model_protocols):
         return []
     wanted = " or ".join(p.__name__ for p in cls.model_protocols)
-    has = " and ".join(p.__name__ for p in serves) or "nothing"
+    has = " and ".join(p.__name__ for p in kind.protocols)
     return [Problem(("nodes", node, "model"),
-                    f"agent {agent!r} needs a {wanted} model; {model_name!r} ({kind}) serves "
-                    f"{has}")]
+                    f"agent {agent!r} needs a {wanted} model; {model_name!r} ({kind.name}) "
+                    f"serves {has}")]
 
 
 def _check_packs(spec: GraphSpec, base_dir: Path | None) -> list[Problem]:
@@ -164,6 +215,7 @@ def _check_escalation(
     spec: GraphSpec,
     base_dir: Path | None,
     agents: dict[str, type[Agent]],
+    kinds: dict[str, ModelKind[Any]],
     *,
     skip_topology: bool = False,
 ) -> list[Problem]:
@@ -174,10 +226,13 @@ def _check_escalation(
     esc = spec.escalation
     planner = spec.models.get(esc.planner) if esc is not None else None
     if esc is not None and planner is not None:
-        if Generator not in kind_protocols().get(str(getattr(planner, "kind", "")), ()):
+        kind = kinds.get(esc.planner)
+        if kind is not None and not kind.serves(Generator):
             problems.append(Problem(("escalation", "planner"),
                                     f"the planner {esc.planner!r} must be a Generator model "
-                                    "(kind llamacpp or openai)"))
+                                    f"(kind {' or '.join(kinds_serving(Generator))}); "
+                                    f"{kind.name} serves "
+                                    f"{' and '.join(p.__name__ for p in kind.protocols)}"))
         if rules.budget.uses_money and getattr(planner, "price", None) is None:
             problems.append(Problem(("escalation",), "a USD budget needs a 'price' on the "
                                                      f"planner model {esc.planner!r}"))

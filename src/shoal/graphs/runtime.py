@@ -24,9 +24,10 @@ from shoal.graphs.results import (
     RunResult,
     Status,
 )
-from shoal.graphs.spec import GraphSpec, is_remote
+from shoal.graphs.spec import GraphSpec
 from shoal.graphs.state import RunState
-from shoal.models.registry import build_model
+from shoal.models.base import Backend, Classifier, Generator
+from shoal.models.kinds import build_model, is_remote, validate_spec
 from shoal.observability.logging import get_logger
 from shoal.policies.escalation import (
     Budget,
@@ -61,7 +62,7 @@ class Graph:
         *,
         base_dir: str | Path | None = None,
         source: SourceMap | None = None,
-        models: Mapping[str, Any] | None = None,
+        models: Mapping[str, Backend] | None = None,
         checked: bool = False,
         rules: Mapping[str, NodeRule | None] | None = None,
         budget: BudgetSpec | None = None,
@@ -90,7 +91,11 @@ class Graph:
         self._metered = any(isinstance(m, RemoteGuard) for m in self.models.values())
         self.escalator: Escalator | None = None
         if spec.escalation is not None:
-            self.escalator = Escalator(self.models[spec.escalation.planner], budget=self.budget,
+            planner = self.models[spec.escalation.planner]
+            if not isinstance(planner, Generator):
+                raise BackendError(f"the planner {spec.escalation.planner!r} is not a Generator",
+                                   backend=spec.escalation.planner)
+            self.escalator = Escalator(planner, budget=self.budget,
                                        system=spec.escalation.system_prompt,
                                        max_tokens=spec.escalation.max_tokens,
                                        timeout_s=spec.escalation.timeout_s,
@@ -117,9 +122,8 @@ class Graph:
                 route_labels = frozenset(edge.labelled)  # type: ignore[union-attr]
         model = self.models.get(node.model) if node.model else None
         labels = cls.labels(config)
-        model_labels = getattr(model, "labels", None)
-        if labels is None and isinstance(model_labels, tuple):
-            labels = frozenset(model_labels)  # a trained classifier knows its own labels
+        if labels is None and isinstance(model, Classifier):
+            labels = frozenset(model.labels)  # a trained classifier knows its own labels
         return NodeRunner(
             node=name,
             agent=cls(config, node=name, model=model),
@@ -351,22 +355,21 @@ def _cost(traces: Iterable[NodeTrace], latency_ms: float) -> RunCost:
 
 
 def _build_models(
-    spec: GraphSpec, base_dir: Path | None, given: Mapping[str, Any], budget: Budget
-) -> dict[str, Any]:
+    spec: GraphSpec, base_dir: Path | None, given: Mapping[str, Backend], budget: Budget
+) -> dict[str, Backend]:
     used = {node.model for node in spec.nodes.values() if node.model is not None}
     if spec.escalation is not None:
         used.add(spec.escalation.planner)
     pack = _masker_pack(spec)
-    built: dict[str, Any] = {}
+    built: dict[str, Backend] = {}
     for name in sorted(used):
-        model_spec = spec.models[name]
-        if name in given:
-            model = given[name]
-        else:
-            try:
-                model = build_model(model_spec, base_dir)
-            except ShoalError as exc:
-                raise BackendError(f"model {name!r}: {exc.message}", backend=name) from exc
+        model: Backend
+        try:
+            # A plugin kind's entry is a PluginModelSpec until validated into its kind's spec.
+            model_spec = validate_spec(spec.models[name])
+            model = given[name] if name in given else build_model(model_spec, base_dir)
+        except ShoalError as exc:
+            raise BackendError(f"model {name!r}: {exc.message}", backend=name) from exc
         if is_remote(model_spec) and not isinstance(model, RemoteGuard):
             breaker = CircuitBreaker(f"{spec.name}:{name}",
                                      failures=getattr(model_spec, "circuit_failures", 5),

@@ -19,15 +19,14 @@ from pydantic import (
     model_validator,
 )
 
+from shoal.models.kinds import MODEL_KINDS, MODEL_SPEC_TAGS, ModelSpec, is_remote
 from shoal.models.specs import (
-    MODEL_KINDS,
     LlamaCppModelSpec,
-    ModelSpec,
     OnnxClassifierModelSpec,
     OnnxEmbedderModelSpec,
     OpenAIModelSpec,
+    PluginModelSpec,
     Price,
-    is_remote,
 )
 from shoal.policies.escalation.rules import EscalationSpec
 
@@ -43,6 +42,7 @@ __all__ = [
     "OnnxClassifierModelSpec",
     "OnnxEmbedderModelSpec",
     "OpenAIModelSpec",
+    "PluginModelSpec",
     "Price",
     "RouteEdge",
     "is_remote",
@@ -163,7 +163,7 @@ Edge = Annotated[
     Annotated[ChainEdge, Tag("chain")] | Annotated[RouteEdge, Tag("route")],
     Discriminator(_edge_kind),
 ]
-SPEC_TAGS = frozenset({"chain", "route", *MODEL_KINDS})
+SPEC_TAGS = frozenset({"chain", "route", *MODEL_SPEC_TAGS})
 """Pydantic puts union tags into error locations; they are not keys of the source."""
 
 
@@ -177,6 +177,8 @@ class GraphSpec(_Strict):
     name: str = Field(min_length=1)
     description: str | None = None
     models: dict[str, ModelSpec] = Field(default_factory=dict)
+    """Model entries by name; ``kind`` picks the spec (a plugin's kind: see
+    :mod:`shoal.models.kinds`)."""
     packs: list[str] = Field(default_factory=list)
     """Identifier packs (built-in names or .yaml paths): the first is the one the egress scan
     uses; default: the first masker's pack, else ``hipaa_safe_harbor``."""

@@ -1,10 +1,12 @@
 """Model backends behind small protocols; agents depend on the protocols only.
 
 Importing this package loads no model library: each backend imports llama.cpp, ONNX Runtime or
-httpx's client only when a model is built.
+httpx's client only when a model is built. A ``models:`` entry's ``kind`` is looked up in
+:mod:`shoal.models.kinds`, which plugins extend through the entry-point group ``shoal.models``.
 """
 
 from shoal.models.base import (
+    Backend,
     Classifier,
     Embedder,
     Generation,
@@ -14,11 +16,11 @@ from shoal.models.base import (
     Message,
     Usage,
 )
+from shoal.models.kinds import ModelKind, build_model, get_kind, kind_names, register_kind
 from shoal.models.llamacpp import LlamaCppModel
 from shoal.models.local_server import LlamaServer, serve_embedded
 from shoal.models.onnx import EmbeddingClassifier, OnnxEmbedder, OnnxTextClassifier, load_classifier
 from shoal.models.openai_compat import OpenAICompatModel
-from shoal.models.registry import build_model
 from shoal.models.train import (
     TrainingDataError,
     TrainReport,
@@ -27,6 +29,7 @@ from shoal.models.train import (
 )
 
 __all__ = [
+    "Backend",
     "Classifier",
     "Embedder",
     "EmbeddingClassifier",
@@ -37,6 +40,7 @@ __all__ = [
     "LlamaCppModel",
     "LlamaServer",
     "Message",
+    "ModelKind",
     "OnnxEmbedder",
     "OnnxTextClassifier",
     "OpenAICompatModel",
@@ -45,7 +49,10 @@ __all__ = [
     "Usage",
     "build_embedding_classifier",
     "build_model",
+    "get_kind",
+    "kind_names",
     "load_classifier",
+    "register_kind",
     "serve_embedded",
     "train_text_classifier",
 ]

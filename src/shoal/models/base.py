@@ -14,7 +14,7 @@ Every method is ``async`` and takes ``timeout_s``; a backend that does not answe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, Protocol, TypeAlias, TypedDict, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -120,6 +120,13 @@ class Embedder(Protocol):
     ) -> list[list[float]]:
         """One L2-normalised vector of length :attr:`dim` per text."""
         ...
+
+
+Backend: TypeAlias = Generator | LabelScorer | Classifier | Embedder
+"""A built model: whatever implements at least one of the four protocols."""
+
+PROTOCOLS: tuple[type, ...] = (Generator, LabelScorer, Classifier, Embedder)
+"""The protocols a model kind may serve, in the order they are named in messages."""
 
 
 def json_schema_of(schema: JsonSchema) -> dict[str, Any]:

@@ -1,13 +1,15 @@
-"""The ``models:`` entries of a graph: one pydantic model per kind of backend.
+"""The ``models:`` entries of a graph: one pydantic model per built-in kind of backend, and the
+catch-all entry for a plugin's kind.
 
-They live beside the backends, below the graph layer, so a backend can read its own spec and the
-graph spec only has to collect them.
+They live beside the backends, below the graph layer, so a backend can read its own spec; the
+kinds (:mod:`shoal.models.kinds`) tie each spec to its backend, and the graph spec only collects
+them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -83,16 +85,31 @@ class OpenAIModelSpec(_Strict):
         return value
 
 
-ModelSpec = Annotated[
-    LlamaCppModelSpec | OnnxClassifierModelSpec | OnnxEmbedderModelSpec | OpenAIModelSpec,
-    Field(discriminator="kind"),
-]
-MODEL_KINDS = ("llamacpp", "onnx-classifier", "onnx-embedder", "openai")
+class PluginModelSpec(BaseModel):
+    """A model of a kind that is not built in: one a plugin registers under the entry-point
+    group shoal.models. Its keys are checked against that kind's own spec."""
 
+    # The compiler validates ``config`` against the spec class of the kind registered under
+    # ``kind``, and the runtime builds the model from that validated spec. A plugin's own spec
+    # instance may be given in Python too; it is kept as its keys.
 
-def is_remote(model: BaseModel) -> bool:
-    """Whether a model sends what it is given off this machine."""
-    return isinstance(model, OpenAIModelSpec)
+    model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
+
+    kind: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_spec(cls, value: Any) -> Any:
+        if isinstance(value, BaseModel) and not isinstance(value, PluginModelSpec):
+            data = value.model_dump(by_alias=True, exclude_unset=True)
+            data.setdefault("kind", getattr(value, "kind", None))
+            return data
+        return value
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The entry as written: ``kind`` and every other key."""
+        return {"kind": self.kind, **(self.model_extra or {})}
 
 
 def resolve_path(path: str, base_dir: Path | None) -> Path:

@@ -33,12 +33,11 @@ from shoal.policies.escalation.rules import (
 )
 
 __all__ = [
-    "DEFAULT_SYSTEM",
-    "UNMASKABLE_AGENTS",
     "Budget",
     "BudgetSpec",
     "CircuitBreaker",
     "CircuitOpen",
+    "DEFAULT_SYSTEM",
     "Decision",
     "EscalationPolicy",
     "EscalationSpec",
@@ -51,6 +50,7 @@ __all__ = [
     "PlannerReply",
     "RemoteGuard",
     "Rules",
+    "UNMASKABLE_AGENTS",
     "ask_planner",
     "builtin_policy_names",
     "decide",

@@ -29,9 +29,9 @@ from shoal.policies.privacy.vault import Vault, unmask
 __all__ = [
     "BACKEND",
     "DEFAULT_PACK",
-    "MODES",
     "Detector",
     "Entity",
+    "MODES",
     "MaskResult",
     "MaskedEntity",
     "Mode",

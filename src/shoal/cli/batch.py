@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -311,7 +312,7 @@ async def run_file(
 
     out: IO[str]
     if output is None:
-        out = _stdout()
+        out = sys.stdout
     elif done is None:
         out = output.open("w", encoding="utf-8")
     else:
@@ -350,9 +351,3 @@ async def run_file(
     if output is not None:
         console.print(f"results: {output}", markup=False, highlight=False)
     return summary.statuses.get("error", 0)
-
-
-def _stdout() -> IO[str]:
-    import sys
-
-    return sys.stdout

@@ -2,6 +2,8 @@
 
 ``FakeBackend`` is a fake: it answers from a script or a handler, with injected delays and
 failures. Use it to test your graph's wiring and error paths, never to show that a model works.
+:mod:`shoal.testing.conformance` is the contract every model backend keeps, as checks a model
+plugin's tests can run against its backend.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from shoal.models.base import (
     Usage,
     validate_json,
 )
+from shoal.testing import conformance
+
+__all__ = ["FakeBackend", "Handler", "capture_events", "conformance"]
 
 Handler = Callable[[Sequence[Message]], str]
 

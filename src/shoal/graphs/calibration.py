@@ -1,26 +1,22 @@
-"""``shoal calibrate``: choose a node's escalation threshold from labelled data.
+"""Running a graph for calibration: the graph cut after one node, run once per labelled record.
 
-The graph runs up to the node (the nodes after it are cut off: calibration needs the node's local
-label and confidence, not a drafted reply), once per labelled record, with the node forced to
-escalate so the planner's answer is on record next to the local one. With ``--planner oracle``
-nothing is sent anywhere: the planner is assumed right (the ceiling a strong model approaches).
-The math is :mod:`shoal.policies.escalation.calibration`; this module runs the graph and writes
-the policy.
+Calibration needs a node's local label and confidence, not a drafted reply, so the graph is cut
+after the node (:func:`prefix_spec`, :func:`calibration_graph`). In ``live`` mode the node is
+forced to escalate, so the planner's answer is on record next to the local one; in ``oracle``
+mode nothing is sent anywhere and the planner is assumed right (the ceiling a strong model
+approaches). :func:`collect` runs the records and turns each result into an
+:class:`~shoal.policies.escalation.calibration.Example` (:func:`example_of`); the math on those
+examples is :mod:`shoal.policies.escalation.calibration`.
+
+``shoal calibrate`` is this module plus printing and writing the policy file.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-import yaml
-from rich.console import Console
-from rich.table import Table
 
 from shoal.errors import SpecError
 from shoal.graphs.compiler import check
@@ -30,24 +26,23 @@ from shoal.graphs.runtime import Graph
 from shoal.graphs.spec import END, ChainEdge, GraphSpec, RouteEdge
 from shoal.policies.escalation import NodeRule
 from shoal.policies.escalation.budget import BudgetSpec
-from shoal.policies.escalation.calibration import (
-    CalibrationSummary,
-    Example,
-    curve,
-    random_baseline,
-    summarize,
-)
+from shoal.policies.escalation.calibration import Example
 
 PlannerMode = Literal["live", "oracle"]
-SHOWN_SHARES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+"""``live``: the graph's planner answers every record; ``oracle``: it is assumed right and
+nothing is sent."""
 
 
 @dataclass
 class Collected:
+    """What :func:`collect` gathered: one example per record that reached the node."""
+
     examples: list[Example] = field(default_factory=list)
+    """Sorted by record id."""
     skipped: dict[str, str] = field(default_factory=dict)
     """record id -> why it gave no example (did not reach the node, refused, error)."""
     planner_failed: int = 0
+    """Examples whose planner call failed (counted as the planner being wrong)."""
 
 
 def prefix_spec(spec: GraphSpec, node: str) -> GraphSpec:
@@ -84,7 +79,16 @@ def prefix_spec(spec: GraphSpec, node: str) -> GraphSpec:
         "edges": edges, "output": node})
 
 
-def calibration_graph(path: Path, node: str, mode: PlannerMode) -> Graph:
+def calibration_graph(path: str | Path, node: str, mode: PlannerMode) -> Graph:
+    """The graph file at ``path`` cut after ``node`` (:func:`prefix_spec`), ready to calibrate.
+
+    The whole graph is checked first: raises :class:`~shoal.errors.SpecError` with every
+    mistake, and ``ValueError`` if there is no such node or, in ``live`` mode, no
+    ``escalation:`` planner. Only ``node`` may call the planner, in ``live`` mode always (a
+    threshold above any confidence) and without a budget, so the sweep is never cut short; in
+    ``oracle`` mode escalation is off.
+    """
+    path = Path(path)
     spec, source = load_spec(path)
     if node not in spec.nodes:
         raise ValueError(f"graph {spec.name!r} has no node {node!r}")
@@ -107,7 +111,9 @@ def calibration_graph(path: Path, node: str, mode: PlannerMode) -> Graph:
 
 def example_of(result: RunResult, node: str, gold: str, mode: PlannerMode
                ) -> tuple[Example | None, str | None, bool]:
-    """(example, why not, planner failed) for one record's result."""
+    """One record's result from a :func:`calibration_graph` as (example, why not, planner
+    failed): no example when the run failed or never reached ``node``; a planner that did not
+    answer (down, malformed, blocked) gets no credit for the record."""
     trace = next((t for t in result.nodes if t.node == node), None)
     if result.status in ("error", "refused") or trace is None:
         return None, result.status if trace is None else f"{result.status} at {node}", False
@@ -126,7 +132,11 @@ def example_of(result: RunResult, node: str, gold: str, mode: PlannerMode
 
 
 async def collect(graph: Graph, node: str, records: Sequence[Record], mode: PlannerMode, *,
-                  concurrency: int, on_result: Any = None) -> Collected:
+                  concurrency: int, on_result: Callable[[], object] | None = None) -> Collected:
+    """Run labelled ``records`` through ``graph`` (a :func:`calibration_graph`), at most
+    ``concurrency`` at once, and gather one example per record (:func:`example_of`; a record
+    without a ``label`` counts as labelled ``""``). ``on_result`` is called after each result,
+    e.g. to advance a progress bar."""
     gold = {r.id: r.label or "" for r in records}
     out = Collected()
     async for result in graph.astream_batch(((r.id, r.text) for r in records),
@@ -141,81 +151,3 @@ async def collect(graph: Graph, node: str, records: Sequence[Record], mode: Plan
             on_result()
     out.examples.sort(key=lambda e: e.id)
     return out
-
-
-def render(summary: CalibrationSummary, collected: Collected, console: Console, *,
-           node: str, mode: PlannerMode) -> None:
-    planner = "oracle planner (gold labels)" if mode == "oracle" else "live planner"
-    console.print(f"node {node!r}: {summary.n} labelled records, {planner}; local accuracy "
-                  f"{summary.local_quality:.3f}, all-planner accuracy "
-                  f"{summary.planner_quality:.3f}")
-    if collected.skipped:
-        console.print(f"{len(collected.skipped)} record(s) never reached {node!r} "
-                      "(refused or failed upstream) and are not counted")
-    if collected.planner_failed:
-        console.print(f"{collected.planner_failed} planner call(s) failed; counted as wrong")
-    points = curve(collected.examples, SHOWN_SHARES)
-    random = random_baseline(collected.examples, SHOWN_SHARES)
-    table = Table(title="quality vs planner share", title_justify="left")
-    for col in ("share", "threshold", "accuracy", "PGR", "random accuracy", "random PGR"):
-        table.add_column(col, justify="right")
-    for want, p, rnd in zip(SHOWN_SHARES, points, random, strict=True):
-        table.add_row(f"{want:.2f} ({p.share:.2f})", f"{p.threshold:.3f}", f"{p.quality:.3f}",
-                      _f(p.pgr), _f(rnd.quality), _f(rnd.pgr))
-    console.print(table)
-    console.print(f"APGR {_f(summary.apgr)} (random {_f(summary.random_apgr)});  "
-                  f"CPT(50%) {_f(summary.cpt50)}  CPT(80%) {_f(summary.cpt80)}  "
-                  f"CPT(95%) {_f(summary.cpt95)}")
-    if not summary.pgr_defined:
-        console.print("the planner is not better than the local node on this data: PGR, "
-                      "APGR and CPT are undefined")
-    console.print(f"chosen: below {_threshold(summary.chosen_threshold):.4f} -> share "
-                  f"{summary.chosen_share:.3f}, accuracy {summary.chosen_quality:.3f} "
-                  f"(target share {summary.target_share:g})")
-
-
-def _f(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-def _threshold(value: float) -> float:
-    # The sweep's top threshold sits just above the largest confidence; a rule caps at 1.
-    return min(1.0, value)
-
-
-def write_policy(path: Path, *, graph: str, node: str, summary: CalibrationSummary,
-                 mode: PlannerMode, data: Path) -> None:
-    # Rounded up to 4 decimals: every example below the chosen threshold still escalates.
-    threshold = math.ceil(_threshold(summary.chosen_threshold) * 10_000) / 10_000
-    doc = {
-        "escalation": 1,
-        "name": f"{graph}-calibrated",
-        "description": (f"shoal calibrate on {data.name} ({summary.n} records, {mode} planner): "
-                        f"share {summary.chosen_share:.3f}, accuracy "
-                        f"{summary.chosen_quality:.3f}, APGR {_f(summary.apgr)}"),
-        "nodes": {node: {"below": threshold}},
-    }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-
-
-def summary_json(summary: CalibrationSummary, collected: Collected) -> str:
-    data = summary.model_dump(mode="json")
-    data["skipped"] = len(collected.skipped)
-    data["planner_failed"] = collected.planner_failed
-    return json.dumps(data)
-
-
-def run(graph_path: Path, *, node: str, mode: PlannerMode, concurrency: int,
-        records: Sequence[Record], target_share: float, console: Console
-        ) -> tuple[CalibrationSummary, Collected]:
-    from rich.progress import Progress
-
-    graph = calibration_graph(graph_path, node, mode)
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("calibrating", total=len(records))
-        collected = asyncio.run(collect(
-            graph, node, records, mode, concurrency=concurrency,
-            on_result=lambda: progress.advance(task)))
-    if not collected.examples:
-        raise ValueError(f"no record reached node {node!r}")
-    return summarize(collected.examples, target_share), collected

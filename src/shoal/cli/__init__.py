@@ -1,0 +1,46 @@
+"""The ``shoal`` command: a thin typer layer over the SDK that maps outcomes to exit codes.
+
+Exit codes: 0 done; 1 a run failed (or, with --fail-on-error, some record did); 2 bad spec or usage.
+
+One module per command group: :mod:`~shoal.cli.run` (validate, run, report),
+:mod:`~shoal.cli.calibrate`, :mod:`~shoal.cli.models` (models, agents, train-classifier,
+planner-server), :mod:`~shoal.cli.mask`, :mod:`~shoal.cli.outbox` (list, drain),
+:mod:`~shoal.cli.audit`, :mod:`~shoal.cli.serve` (serve, keys). The bodies of the bigger commands,
+:mod:`~shoal.cli.batch` (JSONL batches) and :mod:`~shoal.cli.drain` (draining the outbox), are
+imported only when their command runs, so that ``shoal --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from shoal.cli import audit, calibrate, mask, models, outbox, run, serve
+
+app = typer.Typer(
+    name="shoal",
+    help="Run a shoal of small local models as a graph; escalate only the hard nodes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# In this order in `shoal --help`.
+app.command()(run.validate)
+app.command()(run.run)
+app.command()(run.report)
+app.command()(calibrate.calibrate)
+app.command("planner-server")(models.planner_server)
+app.command()(models.agents)
+app.command()(models.models)
+app.command()(mask.mask)
+app.add_typer(outbox.outbox_app, name="outbox")
+app.add_typer(audit.audit_app, name="audit")
+app.command("train-classifier")(models.train_classifier)
+app.command()(serve.serve)
+app.add_typer(serve.keys_app, name="keys")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

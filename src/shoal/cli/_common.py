@@ -1,0 +1,32 @@
+"""What the commands share: plain error lines on stderr and loading a graph with exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from shoal.errors import ShoalError, SpecError
+from shoal.graphs.runtime import Graph
+
+_err = Console(stderr=True)
+"""Progress bars and summaries that must not mix with results on stdout."""
+
+
+def _fail(message: str) -> None:
+    # Plain text, never wrapped: error lines are FILE:LINE:COL for editors and scripts.
+    typer.echo(message, err=True)
+
+
+def _load(path: Path) -> Graph:
+    try:
+        return Graph.from_yaml(path)
+    except SpecError as exc:
+        for issue in exc.issues:
+            _fail(str(issue))
+        _fail(f"{len(exc.issues)} error(s)")
+        raise typer.Exit(2) from None
+    except ShoalError as exc:  # a model that cannot be loaded
+        _fail(f"{path}: {exc.message}")
+        raise typer.Exit(2) from None

@@ -1,0 +1,164 @@
+"""``shoal validate``, ``shoal run`` and ``shoal report``: check graphs, run them, summarize
+their results."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from rich.console import Console
+
+from shoal.cli._common import _err, _fail, _load
+from shoal.errors import ShoalError, SpecError
+from shoal.graphs.runtime import DEFAULT_CONCURRENCY, Graph
+from shoal.observability.logging import configure_logging
+
+
+def validate(
+    graphs: Annotated[list[Path], typer.Argument(help="Graph YAML files to check.")],
+) -> None:
+    """Check graph files; print every mistake as FILE:LINE:COL, or a one-line summary each."""
+    configure_logging("warning", stream=sys.stderr)
+    failed = False
+    for path in graphs:
+        try:
+            graph = Graph.from_yaml(path)
+        except SpecError as exc:
+            failed = True
+            for issue in exc.issues:
+                _fail(str(issue))
+            _fail(f"{path}: {len(exc.issues)} error(s)")
+            continue
+        except ShoalError as exc:  # a model that cannot be loaded or configured
+            failed = True
+            _fail(f"{path}: {exc.message}")
+            continue
+        spec = graph.spec
+        typer.echo(f"ok: {path}: graph {spec.name!r}, {len(spec.nodes)} nodes, "
+                   f"{len(spec.edges)} edges, {len(spec.models)} models")
+    if failed:
+        raise typer.Exit(2)
+
+
+def run(
+    graph_path: Annotated[Path, typer.Argument(metavar="GRAPH", help="Graph YAML file.")],
+    text: Annotated[str | None, typer.Option("--text", "-t", help="One input text.")] = None,
+    input_path: Annotated[
+        Path | None, typer.Option("--input", "-i", help="JSONL of {\"id\", \"text\"} lines.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write results here (default stdout).")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", min=1, help="Runs in flight at once.")
+    ] = DEFAULT_CONCURRENCY,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug|info|warning|error (default: info for --text, "
+                          "warning for --input, info with --log-file)."),
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option(help="Write JSON log events here instead of stderr.")
+    ] = None,
+    fail_on_error: Annotated[
+        bool, typer.Option(help="Exit 1 if any record ends with status 'error'.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar for --input.")] = True,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Finish an interrupted --input run: keep the results already in "
+                         "--output, run only the rest and append them.")] = False,
+) -> None:
+    """Run a graph on one text or a JSONL file; write one JSON result line per input."""
+    if (text is None) == (input_path is None):
+        _fail("give exactly one of --text or --input")
+        raise typer.Exit(2)
+    if input_path is not None and not input_path.is_file():
+        _fail(f"{input_path}: no such file")
+        raise typer.Exit(2)
+    from shoal.cli.batch import (  # startup: batches load only when `shoal run` runs
+        Done,
+        read_done,
+        run_file,
+        write_one,
+    )
+
+    done: Done | None = None
+    if resume:
+        if input_path is None or output is None:
+            _fail("--resume needs --input and --output")
+            raise typer.Exit(2)
+        if output.exists():
+            try:
+                done = read_done(output)
+            except ShoalError as exc:
+                _fail(exc.message)
+                raise typer.Exit(2) from None
+            except OSError as exc:
+                _fail(f"{output}: cannot read: {exc.strerror or exc}")
+                raise typer.Exit(2) from None
+    elif output is not None and output.is_file() and output.stat().st_size > 0:
+        _fail(f"note: overwriting {output} (not empty); --resume would continue it instead")
+    level = log_level or ("info" if text is not None or log_file is not None else "warning")
+    if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        _fail(f"unknown log level {level!r}")
+        raise typer.Exit(2)
+    log_stream: TextIO = (
+        log_file.open("a", encoding="utf-8", buffering=1) if log_file else sys.stderr
+    )
+    try:
+        configure_logging(level, stream=log_stream)
+        graph = _load(graph_path)
+        if text is not None:
+            result = asyncio.run(graph.arun(text))
+            write_one(result, output)
+            errors = int(result.status == "error")
+        else:
+            assert input_path is not None
+            errors = asyncio.run(run_file(graph, input_path, output, concurrency=concurrency,
+                                          show_progress=progress, console=_err, done=done))
+    finally:
+        if log_file is not None:
+            log_stream.close()
+    if fail_on_error and errors:
+        raise typer.Exit(1)
+
+
+def report(
+    results: Annotated[Path, typer.Argument(
+        metavar="RESULTS", help="JSONL written by `shoal run --output`.")],
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object to stdout instead of tables.")] = False,
+) -> None:
+    """Summarize a results file: statuses, escalation per node, latency, planner spend, saving.
+
+    Exit codes: 0 done; 1 some lines were unreadable (each named as FILE:LINE on stderr);
+    2 the file is missing or cannot be read. Never prints a result's output.
+    """
+    from shoal.graphs.report import (  # startup: loads only when `shoal report` runs
+        Unreadable,
+        render_summary,
+        summarize_file,
+    )
+
+    if not results.is_file():
+        _fail(f"{results}: no such file")
+        raise typer.Exit(2)
+
+    def named(bad: Unreadable) -> None:
+        _fail(str(bad))
+
+    try:
+        summary = summarize_file(results, on_unreadable=named)
+    except OSError as exc:
+        _fail(f"{results}: cannot read: {exc.strerror or exc}")
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict()))
+    else:
+        render_summary(summary, Console(), title=f"report: {results}")
+    if summary.unreadable:
+        raise typer.Exit(1)
