@@ -1,4 +1,5 @@
-"""Files shipped inside the package: identifier packs, escalation policies, trained models.
+"""Files shipped inside the package: identifier packs, escalation policies, red-flag packs, trained
+models.
 
 One place finds them, so a built-in name means the same thing to the loader, the compiler's
 checks and the CLI.
@@ -9,12 +10,15 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-__all__ = ["AGENT_DATA", "PACKS", "POLICIES", "builtin_file", "builtin_names", "builtin_path"]
+__all__ = ["AGENT_DATA", "PACKS", "POLICIES", "RED_FLAG_PACKS", "builtin_file", "builtin_names",
+           "builtin_path"]
 
 PACKS = ("shoal.policies.privacy", "packs")
 """Identifier packs (``packs: [hipaa_safe_harbor]``)."""
 POLICIES = ("shoal.policies.escalation", "policies")
 """Escalation policies (``escalation: {policies: [planner_share_20]}``)."""
+RED_FLAG_PACKS = ("shoal.policies.escalation", "red_flags_packs")
+"""Red-flag packs (``critical: {emergency: {red_flags: clinical_red_flags}}``)."""
 AGENT_DATA = ("shoal.agents", "data")
 """Agents' own data: the input guard's trained model, the validator's dose table."""
 

@@ -71,7 +71,8 @@ def _report_text(path: Path, *, exit_code: int = 0) -> str:
 
 def test_json_gives_exact_shares_percentiles_and_saving(tmp_path: Path):
     data = _report_json(_write(tmp_path / "out.jsonl", KNOWN))
-    assert set(data) == {"runs", "unreadable", "statuses", "nodes", "latency_ms", "cost"}
+    assert set(data) == {"runs", "unreadable", "statuses", "nodes", "critical", "latency_ms",
+                         "cost"}
     assert data["runs"] == 5
     assert data["unreadable"] == 0
     assert list(data["statuses"]) == list(STATUSES)
@@ -101,10 +102,11 @@ def test_per_node_escalation_and_kept_local_shares(tmp_path: Path):
         "escalate": 3, "escalate_share": pytest.approx(0.75),
         "escalated": 1, "escalated_share": pytest.approx(0.25),
         "kept_local": 2, "kept_local_share": pytest.approx(0.5),
+        "critical": 0, "critical_share": 0.0,
     }
     text = _report_text(path)
     [row] = [line for line in text.splitlines() if "triage" in line]
-    assert re.findall(r"\d+(?:\.\d%)?", row) == ["4", "75.0%", "25.0%", "50.0%"]
+    assert re.findall(r"\d+(?:\.\d%)?", row) == ["4", "75.0%", "25.0%", "50.0%", "0.0%"]
     assert "p50 20.00 ms, p95 40.00 ms" in text
     assert "60.0%" in text
 

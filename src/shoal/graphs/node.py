@@ -23,6 +23,15 @@ from shoal.policies.scope import Meter, metering
 _log = get_logger()
 
 
+def _probabilities(output: Any) -> dict[str, float] | None:
+    """Per-label probabilities an agent put in its output (the classifier's
+    ``probabilities``), for critical labels; None when it gave none."""
+    probs = output.get("probabilities") if isinstance(output, dict) else None
+    if not isinstance(probs, dict):
+        return None
+    return {str(k): float(v) for k, v in probs.items() if isinstance(v, int | float)}
+
+
 class NodeRunner:
     """The LangGraph node function for one spec node."""
 
@@ -89,7 +98,8 @@ class NodeRunner:
                 return self._failed(ErrorCode.AGENT_FAILED, f"raised {type(exc).__name__}",
                                     start)
             decision = decide(self.rule, confidence=result.confidence, flagged=result.escalate,
-                              note=result.reason)
+                              note=result.reason, label=result.label,
+                              probabilities=_probabilities(result.output), text=ctx.text)
             outcome: Outcome | None = None
             reason = decision.trigger
             if self.escalator is not None and self.rule is not None:
@@ -101,17 +111,21 @@ class NodeRunner:
             elif decision.wants:
                 reason = decision.kept("no planner configured" if self.escalator is None
                                        else "this node never escalates")
+        if outcome is None and decision.critical is not None:
+            # No planner to ask: the critical label stands all the same.
+            result = result.model_copy(update={"label": decision.critical})
         label = outcome.label if outcome is not None else result.label
         if self.route_labels is not None and label not in self.route_labels:
             return self._failed(ErrorCode.AGENT_FAILED,
                                 f"label {label!r} has no route and the route has no "
                                 "'default'", start)
-        trace = self._trace(result, outcome, decision.wants, reason, meter, start)
+        trace = self._trace(result, outcome, decision.wants, reason, meter, start,
+                            decision.critical)
         _log.info(
             "node_finished", run_id=ctx.run_id, record_id=ctx.record_id, node=self.node,
             agent=self.agent_name, model=self.model, latency_ms=round(trace.latency_ms, 3),
             confidence=trace.confidence, label=trace.label, escalate=trace.escalate,
-            escalated=trace.escalated, reason=reason,
+            escalated=trace.escalated, reason=reason, critical=trace.critical,
         )
         update: dict[str, Any] = {"results": {self.node: trace}}
         if trace.text is not None:
@@ -121,7 +135,8 @@ class NodeRunner:
         return update
 
     def _trace(self, result: AgentResult, outcome: Outcome | None, wants: bool,
-               reason: str | None, meter: Meter | None, start: float) -> NodeTrace:
+               reason: str | None, meter: Meter | None, start: float,
+               critical: str | None = None) -> NodeTrace:
         """The node's one record. An escalated answer replaces the agent's output, label and
         confidence; the planner's answer neither rewrites the working text nor refuses."""
         escalated = outcome is not None and outcome.escalated
@@ -147,6 +162,7 @@ class NodeRunner:
             escalated=escalated,
             latency_ms=(time.perf_counter() - start) * 1000.0,
             pending=outcome.pending if outcome is not None else None,
+            critical=outcome.critical if outcome is not None else critical,
             cost=cost,
         )
 

@@ -1,4 +1,5 @@
-"""Run summaries: status counts, escalation share per node, latency percentiles, planner spend.
+"""Run summaries: status counts, escalation share per node, critical escalations apart, latency
+percentiles, planner spend.
 
 One ``Summary`` serves both ``shoal run`` (fed result by result) and ``shoal report`` (fed from a
 results JSONL by ``summarize_file``). It only reads ids, statuses, node traces and costs: a
@@ -37,6 +38,7 @@ def kept_local(node: NodeTrace) -> bool:
     return reason.startswith("budget_exhausted") or "egress blocked" in reason
 
 
+
 def _share(n: int, of: int) -> float | None:
     return n / of if of else None
 
@@ -56,6 +58,11 @@ class Summary:
     node_escalate: Counter[str] = field(default_factory=Counter)
     node_escalated: Counter[str] = field(default_factory=Counter)
     node_kept_local: Counter[str] = field(default_factory=Counter)
+    node_critical: Counter[str] = field(default_factory=Counter)
+    """Nodes on which a critical label fired (escalated past the budget, or routed)."""
+    critical_escalated: int = 0
+    """Of those, how many the planner answered."""
+    critical_labels: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     unreadable: int = 0
     """Lines of a results file that were not a RunResult (``shoal report`` only)."""
@@ -77,6 +84,10 @@ class Summary:
             self.node_escalate[node.node] += int(node.escalate)
             self.node_escalated[node.node] += int(node.escalated)
             self.node_kept_local[node.node] += int(kept_local(node))
+            if node.critical is not None:
+                self.node_critical[node.node] += 1
+                self.critical_labels[node.critical] += 1
+                self.critical_escalated += int(node.escalated)
         cost = result.cost
         if cost is not None:
             self.runs_with_cost += 1
@@ -115,8 +126,15 @@ class Summary:
                     "escalated_share": _share(self.node_escalated[name], n),
                     "kept_local": self.node_kept_local[name],
                     "kept_local_share": _share(self.node_kept_local[name], n),
+                    "critical": self.node_critical[name],
+                    "critical_share": _share(self.node_critical[name], n),
                 }
                 for name, n in self.node_runs.items()
+            },
+            "critical": {
+                "nodes": sum(self.node_critical.values()),
+                "escalated": self.critical_escalated,
+                "labels": dict(self.critical_labels),
             },
             "latency_ms": {
                 "runs": len(self.latencies_ms),
@@ -235,11 +253,19 @@ def render_summary(summary: Summary, console: Console, *, title: str) -> None:
         nodes.add_column("wanted escalation", justify="right")
         nodes.add_column("escalated", justify="right")
         nodes.add_column("kept local", justify="right")
+        nodes.add_column("critical", justify="right")
         for name, n in summary.node_runs.items():
             nodes.add_row(escape(name), str(n), _pct(_share(summary.node_escalate[name], n)),
                           _pct(_share(summary.node_escalated[name], n)),
-                          _pct(_share(summary.node_kept_local[name], n)))
+                          _pct(_share(summary.node_kept_local[name], n)),
+                          _pct(_share(summary.node_critical[name], n)))
         console.print(nodes)
+        critical = sum(summary.node_critical.values())
+        labels = ", ".join(f"{escape(k)} {v}" for k, v in sorted(summary.critical_labels.items()))
+        console.print(f"critical escalations: {critical} ({summary.critical_escalated} answered "
+                      f"by the planner, {critical - summary.critical_escalated} routed or kept"
+                      + (f"; {labels}" if labels else "") + "); never held back by a budget",
+                      highlight=False)
 
     p50 = percentile(summary.latencies_ms, 50)
     p95 = percentile(summary.latencies_ms, 95)

@@ -57,6 +57,9 @@ class NodeTrace(AgentResult):
     latency_ms: float
     pending: str | None = None
     """The outbox id of an escalation waiting for the planner (status pending_escalation)."""
+    critical: str | None = None
+    """The critical label that fired (its probability reached the rule's floor, or a red flag):
+    the node escalated past any budget (or was routed there with ``action: route``)."""
     output: Any = Field(default=None, exclude=True, repr=False)
     text: str | None = Field(default=None, exclude=True, repr=False)
     refuse: bool = Field(default=False, exclude=True)

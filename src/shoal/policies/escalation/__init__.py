@@ -1,7 +1,8 @@
 """Escalation: when a node goes to the planner and what it may cost.
 
 - :mod:`~shoal.policies.escalation.rules`: the ``escalation:`` block, policy files, node rules
-  and the one decision function (:func:`decide`);
+  and the one decision function (:func:`decide`), critical labels included;
+- :mod:`~shoal.policies.escalation.red_flags`: red-flag packs and their matcher;
 - :mod:`~shoal.policies.escalation.escalator`: sends a failing node to the planner;
 - :mod:`~shoal.policies.escalation.planner_call`: the planner request and answer;
 - :mod:`~shoal.policies.escalation.guard`: every call to a remote model (egress scan, budget,
@@ -17,9 +18,17 @@ from shoal.policies.escalation.escalator import Escalator, LocalAnswer, Outcome
 from shoal.policies.escalation.guard import RemoteGuard
 from shoal.policies.escalation.outbox import Outbox, OutboxRow, default_outbox_path, outbox_path
 from shoal.policies.escalation.planner_call import PlannerReply, ask_planner
+from shoal.policies.escalation.red_flags import (
+    RedFlagMatcher,
+    RedFlagPack,
+    builtin_red_flag_names,
+    load_red_flags,
+    matcher_for,
+)
 from shoal.policies.escalation.rules import (
     DEFAULT_SYSTEM,
     UNMASKABLE_AGENTS,
+    CriticalRule,
     Decision,
     EscalationPolicy,
     EscalationSpec,
@@ -37,6 +46,7 @@ __all__ = [
     "BudgetSpec",
     "CircuitBreaker",
     "CircuitOpen",
+    "CriticalRule",
     "DEFAULT_SYSTEM",
     "Decision",
     "EscalationPolicy",
@@ -48,14 +58,19 @@ __all__ = [
     "OutboxRow",
     "Outcome",
     "PlannerReply",
+    "RedFlagMatcher",
+    "RedFlagPack",
     "RemoteGuard",
     "Rules",
     "UNMASKABLE_AGENTS",
     "ask_planner",
     "builtin_policy_names",
+    "builtin_red_flag_names",
     "decide",
     "default_outbox_path",
     "load_policy",
+    "load_red_flags",
+    "matcher_for",
     "outbox_path",
     "policy_path",
     "resolve_rules",

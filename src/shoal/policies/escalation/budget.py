@@ -5,6 +5,11 @@ trace says ``budget_exhausted``.
 Calls are admitted against a *reservation* (the prompt's estimated tokens plus the answer's cap),
 so concurrent runs cannot overshoot a cap by the calls they have in flight; the reservation is
 replaced by the real usage when the call returns.
+
+A *critical* escalation (a critical label fired, see ``CriticalRule``) is never refused: it is
+counted in the share window and its tokens and dollars are recorded against the caps, but a full
+window or a spent cap lets it through (``Budget.decide(..., critical=True)``, and
+``Budget.admit`` inside :func:`critical_call`).
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.policies.scope import RunSpend
 
-__all__ = ["Budget", "BudgetSpec", "Ticket", "estimate_tokens", "process_spent"]
+__all__ = ["Budget", "BudgetSpec", "Ticket", "critical_call", "estimate_tokens", "process_spent"]
 
 CHARS_PER_TOKEN = 4.0
 """Rough and on the high side for English: a reservation should overestimate, not under."""
@@ -64,6 +72,20 @@ class Ticket:
     settled: bool = False
 
 
+_critical: ContextVar[bool] = ContextVar("shoal_critical_call", default=False)
+
+
+@contextmanager
+def critical_call() -> Iterator[None]:
+    """Calls made inside are a critical escalation's: ``Budget.admit`` records them and never
+    refuses them (the planner's guard admits the call deep inside the planner request)."""
+    token = _critical.set(True)
+    try:
+        yield
+    finally:
+        _critical.reset(token)
+
+
 _lock = threading.Lock()
 _process = RunSpend()
 """What this process has spent or reserved: the per-process caps are the process's own."""
@@ -87,11 +109,12 @@ class Budget:
 
     # -- share --------------------------------------------------------------------------------
 
-    def decide(self, wants: bool) -> str | None:
+    def decide(self, wants: bool, *, critical: bool = False) -> str | None:
         """Record one escalation decision. For a node that wants the planner, None admits it
-        (and counts it as a call) and a string says why the share cap refuses."""
+        (and counts it as a call) and a string says why the share cap refuses. A critical one is
+        counted and always admitted, even past the cap."""
         with _lock:
-            if wants and self._calls_allowed is not None:
+            if wants and not critical and self._calls_allowed is not None:
                 calls = sum(self._decisions)
                 if calls + 1 > self._calls_allowed:
                     self._decisions.append(False)
@@ -110,10 +133,12 @@ class Budget:
 
     def admit(self, run: RunSpend, tokens: int, usd: float) -> Ticket | str:
         """Reserve an estimated call against ``run`` (the run scope's spend) and the process, or
-        say which cap it would break."""
+        say which cap it would break. Inside :func:`critical_call` no cap refuses (the call is
+        still reserved and settled, so later calls see what it spent)."""
         s = self.spec
+        critical = _critical.get()
         with _lock:
-            checks = (
+            checks = () if critical else (
                 ("tokens per run", s.max_tokens_per_run, run.tokens, tokens),
                 ("tokens per process", s.max_tokens_per_process, _process.tokens, tokens),
                 ("USD per run", s.max_usd_per_run, run.usd, usd),

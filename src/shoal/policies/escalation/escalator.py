@@ -4,11 +4,17 @@ The :class:`Escalator` sends only the failing node: its task, the run's working 
 the local draft, through the planner's :class:`~shoal.policies.escalation.guard.RemoteGuard`.
 Whatever goes wrong (budget, egress scan, planner down or malformed) the node keeps its local
 answer and the reason says why; a run never fails because the planner could not help.
+
+A critical decision (a critical label fired) is different in two ways: no budget holds it back
+(it is counted, and its spending recorded), and the answer it keeps when the planner does not
+answer carries the critical label, not the local one. ``action: route`` takes the critical label
+with no planner call at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +22,7 @@ from typing import Any
 from shoal.errors import BackendError, BudgetExhausted, EgressBlocked, ShoalError
 from shoal.models.base import Generator
 from shoal.observability.logging import get_logger
-from shoal.policies.escalation.budget import Budget
+from shoal.policies.escalation.budget import Budget, critical_call
 from shoal.policies.escalation.guard import RemoteGuard
 from shoal.policies.escalation.outbox import Outbox
 from shoal.policies.escalation.planner_call import ask_planner
@@ -56,6 +62,8 @@ class Outcome:
     estimate of a node that stayed local."""
     pending: str | None = None
     """The outbox id when the planner could not take it now."""
+    critical: str | None = None
+    """The critical label that fired (escalated past the budget, or routed)."""
 
 
 class Escalator:
@@ -102,23 +110,30 @@ class Escalator:
         """The node's final answer: the local one, or the planner's in its place (or beside it,
         with ``attach``)."""
         estimate = self._estimate(task, text, local.output)
-        refused = self.budget.decide(decision.wants)
+        refused = self.budget.decide(decision.wants, critical=not decision.may_block)
+        # What stands when no planner answer replaces it: a critical label, else the local one.
+        stands = (local if decision.critical is None
+                  else _as_critical(local, decision.critical))
         if not decision.wants:
-            return self._local(local, decision.trigger, estimate)
+            if decision.critical is not None:
+                _log.info("node_critical", run_id=scope.run_id, record_id=scope.record_id,
+                          node=node, label=decision.critical, action="route")
+            return self._local(stands, decision.trigger, estimate, critical=decision.critical)
         if refused is not None:
-            return self._kept(node, local, decision, refused, estimate)
+            return self._kept(node, stands, decision, refused, estimate)
         draft: Any = local.output
         try:
             draft = await self._outbound_draft(scope, local.output)
-            reply = await ask_planner(
-                self.planner, system=self.system, task=task, text=text, draft=draft,
-                labels=sorted(labels) if labels else None, max_tokens=self.max_tokens,
-                timeout_s=self.timeout_s)
+            with critical_call() if not decision.may_block else contextlib.nullcontext():
+                reply = await ask_planner(
+                    self.planner, system=self.system, task=task, text=text, draft=draft,
+                    labels=sorted(labels) if labels else None, max_tokens=self.max_tokens,
+                    timeout_s=self.timeout_s)
         except BudgetExhausted as exc:
-            return self._kept(node, local, decision, exc.detail, estimate)
+            return self._kept(node, stands, decision, exc.detail, estimate)
         except EgressBlocked as exc:
             kinds = ", ".join(f"{n} {t}" for t, n in sorted(exc.types.items()))
-            return self._kept(node, local, decision,
+            return self._kept(node, stands, decision,
                               f"egress blocked ({kinds} survived masking)", estimate)
         except ShoalError as exc:
             if isinstance(exc, BackendError) and self.outbox is not None:
@@ -130,10 +145,10 @@ class Escalator:
                     reason=decision.trigger, error=f"{exc.code}: {exc.message[:200]}")
                 _log.warning("escalation_queued", node=node, record_id=scope.record_id,
                              escalation_id=esc_id, code=str(exc.code))
-                return self._kept(node, local, decision,
+                return self._kept(node, stands, decision,
                                   f"pending_escalation {esc_id} (planner unavailable: "
                                   f"{exc.code})", estimate, pending=esc_id)
-            return self._kept(node, local, decision,
+            return self._kept(node, stands, decision,
                               f"planner failed ({exc.code}: {exc.message[:200]})", estimate)
         output = reply.output()
         output["answer"] = scope.vault.unmask(reply.answer)
@@ -141,13 +156,17 @@ class Escalator:
         output["local"] = {"label": local.label, "confidence": local.confidence,
                            "output": local.output}
         _log.info("node_escalated", run_id=scope.run_id, record_id=scope.record_id, node=node,
-                  reason=decision.trigger, label=reply.label)
+                  reason=decision.trigger, label=reply.label, critical=decision.critical)
         if attach:
-            kept = dict(local.output) if isinstance(local.output, dict) else {
-                "answer": local.output}
+            kept = dict(stands.output) if isinstance(stands.output, dict) else {
+                "answer": stands.output}
             kept["planner"] = output
-            return Outcome(kept, local.label, local.confidence, True, decision.trigger)
-        return Outcome(output, reply.label, reply.confidence, True, decision.trigger)
+            return Outcome(kept, stands.label, stands.confidence, True, decision.trigger,
+                           critical=decision.critical)
+        label = (reply.label if reply.label is not None or decision.critical is None
+                 else stands.label)
+        return Outcome(output, label, reply.confidence, True, decision.trigger,
+                       critical=decision.critical)
 
     async def _outbound_draft(self, scope: RunScope, draft: Any) -> Any:
         """The local draft, with anything the scan finds in it masked, when the planner is
@@ -168,11 +187,24 @@ class Escalator:
 
     @staticmethod
     def _local(local: LocalAnswer, reason: str | None, estimate: float,
-               pending: str | None = None) -> Outcome:
+               pending: str | None = None, critical: str | None = None) -> Outcome:
         return Outcome(local.output, local.label, local.confidence, False, reason, estimate,
-                       pending)
+                       pending, critical)
 
     def _kept(self, node: str, local: LocalAnswer, decision: Decision, why: str,
               estimate: float, pending: str | None = None) -> Outcome:
-        _log.info("escalation_skipped", node=node, why=why.split(" ", 1)[0])
-        return self._local(local, decision.kept(why), estimate, pending)
+        _log.info("escalation_skipped", node=node, why=why.split(" ", 1)[0],
+                  critical=decision.critical)
+        return self._local(local, decision.kept(why), estimate, pending, decision.critical)
+
+
+def _as_critical(local: LocalAnswer, label: str) -> LocalAnswer:
+    """The local answer with the critical label in place of the agent's: what stands when no
+    planner answer replaces it. A classifier's output keeps its own label under
+    ``local_label``."""
+    if local.label == label:
+        return local
+    output = local.output
+    if isinstance(output, dict) and "label" in output:
+        output = {**output, "label": label, "local_label": output["label"]}
+    return LocalAnswer(output, label, local.confidence)

@@ -8,7 +8,11 @@ overrides the graph's inline threshold::
     escalation: 1
     name: healthcare-calibrated
     nodes:
-      triage: {below: 0.62}            # confidence under this goes to the planner
+      triage:
+        below: 0.62                    # confidence under this goes to the planner
+        critical:                      # labels never traded for cost (see CriticalRule)
+          emergency: {floor: 0.06, min_recall: 0.99, action: escalate,
+                      red_flags: clinical_red_flags}
       validate: {on_flag: true}        # the agent's own flag (a failed check, a guard 'review')
       guard: {on_flag: false}          # never: it runs before the masker
     budget: {max_share: 0.2, window: 100, max_usd_per_run: 0.01}
@@ -19,18 +23,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.errors import SourceLocation, SpecError, SpecIssue
 from shoal.policies.escalation.budget import BudgetSpec
+from shoal.policies.escalation.red_flags import matcher_for, red_flags_path
 from shoal.resources import POLICIES, builtin_file, builtin_names
 from shoal.yaml_source import load_yaml_model
 
 __all__ = [
     "DEFAULT_SYSTEM",
     "UNMASKABLE_AGENTS",
+    "CriticalRule",
     "Decision",
     "EscalationPolicy",
     "EscalationSpec",
@@ -91,6 +97,28 @@ class EscalationSpec(BudgetSpec):
         return self.system if self.system is not None else DEFAULT_SYSTEM
 
 
+class CriticalRule(_Strict):
+    """A label that must not be traded for cost (``critical: {emergency: {...}}``): when its
+    probability reaches ``floor`` or a red flag fires on the working text, the node's label
+    becomes this label (or the planner's answer, with ``action: escalate``) whatever its top
+    label was, and no budget holds the escalation back."""
+
+    floor: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The label's probability (the classifier's ``probabilities``) at or above which the record
+    is critical; None: only red flags make it critical."""
+    min_recall: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The recall target a calibration chooses ``floor`` for (kept for the tools)."""
+    action: Literal["escalate", "route"] = "escalate"
+    """``escalate``: the planner answers, past any budget (its label wins; if it cannot answer,
+    the critical label stands); ``route``: the critical label, no planner call."""
+    red_flags: str | None = Field(default=None, min_length=1)
+    """A red-flag pack: a built-in name (``clinical_red_flags``) or a file relative to the
+    policy file."""
+
+    def merged(self, later: CriticalRule) -> CriticalRule:
+        return self.model_copy(update=later.model_dump(exclude_unset=True))
+
+
 class NodeRule(_Strict):
     """When one node escalates."""
 
@@ -104,12 +132,21 @@ class NodeRule(_Strict):
     """Keep the local answer as the node's output and attach the planner's under ``planner``
     (an emergency's fixed safe reply goes out as written; the planner drafts the hand-off)."""
 
+    critical: dict[str, CriticalRule] = Field(default_factory=dict)
+    """Labels that escalate (or route) past the budget; see :class:`CriticalRule`."""
+
     def merged(self, later: NodeRule) -> NodeRule:
-        return self.model_copy(update=later.model_dump(exclude_unset=True))
+        update: dict[str, Any] = {k: getattr(later, k) for k in later.model_fields_set}
+        if "critical" in update:  # per label: a later file may change one key of one label
+            critical = dict(self.critical)
+            for label, rule in later.critical.items():
+                critical[label] = critical[label].merged(rule) if label in critical else rule
+            update["critical"] = critical
+        return self.model_copy(update=update)
 
     @property
     def active(self) -> bool:
-        return self.below is not None or self.on_flag
+        return self.below is not None or self.on_flag or bool(self.critical)
 
 
 class EscalationPolicy(_Strict):
@@ -173,6 +210,21 @@ class Rules:
     nodes the graph does not have."""
 
 
+def _anchor_red_flags(rule: NodeRule, base_dir: Path) -> NodeRule:
+    """``rule`` with each red-flag pack file made relative to its policy file's folder, and
+    loaded once (SpecError when a pack is missing or wrong)."""
+    critical = {}
+    for label, crit in rule.critical.items():
+        if crit.red_flags is not None:
+            path = red_flags_path(crit.red_flags, base_dir)
+            entry = (str(path) if crit.red_flags.endswith((".yaml", ".yml"))
+                     or "/" in crit.red_flags else crit.red_flags)
+            matcher_for(entry)
+            crit = crit.model_copy(update={"red_flags": entry})
+        critical[label] = crit
+    return rule.model_copy(update={"critical": critical}) if critical else rule
+
+
 def resolve_rules(nodes: Mapping[str, _NodeLike], escalation: EscalationSpec | None,
                   base_dir: Path | None) -> Rules:
     """Inline thresholds, then each escalation policy file in order (later ones win)."""
@@ -184,7 +236,8 @@ def resolve_rules(nodes: Mapping[str, _NodeLike], escalation: EscalationSpec | N
     problems: list[tuple[int, str]] = []
     for i, entry in enumerate(escalation.policies if escalation is not None else []):
         try:
-            policy = load_policy(policy_path(entry, base_dir), entry)
+            path = policy_path(entry, base_dir)
+            policy = load_policy(path, entry)
         except SpecError as exc:
             problems.append((i, "; ".join(str(issue) for issue in exc.issues)))
             continue
@@ -193,6 +246,13 @@ def resolve_rules(nodes: Mapping[str, _NodeLike], escalation: EscalationSpec | N
                 problems.append((i, f"policy {policy.name!r} has a rule for node {name!r}, "
                                     "which the graph does not have"))
                 continue
+            try:
+                rule = _anchor_red_flags(rule, path.parent)
+            except SpecError as exc:
+                problems.append((i, "; ".join(str(issue) for issue in exc.issues)))
+                rule = rule.model_copy(update={"critical": {
+                    label: crit.model_copy(update={"red_flags": None})
+                    for label, crit in rule.critical.items()}})
             current = rules[name] or NodeRule()
             rules[name] = current.merged(rule)
         budget = budget.merged(policy.budget)
@@ -213,17 +273,66 @@ class Decision:
     wants: bool
     trigger: str | None
     """Why it wants the planner (or the agent's own note when it does not)."""
+    critical: str | None = None
+    """A critical label fired: the node's label becomes it (or, when ``wants``, the planner's
+    answer). With ``wants`` False this is ``action: route``: no planner call."""
+    may_block: bool = True
+    """Whether the budget (share window, token and USD caps) may hold the escalation back; a
+    critical one is counted but never held back."""
 
     def kept(self, because: str) -> str:
         """The reason of a node that wanted the planner and kept its local answer."""
         wanted = f"; {self.trigger}" if self.trigger else ""
-        return f"{because}; local answer kept{wanted}"
+        kept = f"label {self.critical} kept" if self.critical else "local answer kept"
+        return f"{because}; {kept}{wanted}"
+
+
+def _critical(rule: NodeRule, label: str | None, confidence: float,
+              probabilities: Mapping[str, float] | None, text: str | None
+              ) -> tuple[str, CriticalRule, str] | None:
+    """The first critical label that fires: (label, its rule, why)."""
+    for name, crit in rule.critical.items():
+        p = (probabilities.get(name) if probabilities is not None
+             else confidence if label == name else None)
+        if crit.floor is not None and p is not None and p >= crit.floor:
+            return name, crit, f"P={p:.3f} >= floor {crit.floor:g}"
+        if crit.red_flags is not None and text:
+            fired = matcher_for(crit.red_flags).fired(text)
+            if fired:
+                return name, crit, f"red flag {', '.join(fired)}"
+    return None
 
 
 def decide(rule: NodeRule | None, *, confidence: float, flagged: bool,
-           note: str | None) -> Decision:
+           note: str | None, label: str | None = None,
+           probabilities: Mapping[str, float] | None = None,
+           text: str | None = None) -> Decision:
     """The escalation decision for one result: the agent's own flag (when the rule heeds it),
-    then the confidence threshold. ``note`` is the agent's reason."""
+    then the confidence threshold, then the critical labels. ``note`` is the agent's reason;
+    ``label``, ``probabilities`` (per label) and ``text`` (the masked working text, for red
+    flags) feed the critical labels.
+
+    A critical label that fires makes the decision critical (never held back by a budget),
+    unless the agent already answered that label and nothing else wants the planner."""
+    plain = _plain(rule, confidence=confidence, flagged=flagged, note=note)
+    if rule is None or not rule.critical:
+        return plain
+    fired = _critical(rule, label, confidence, probabilities, text)
+    if fired is None:
+        return plain
+    name, crit, why = fired
+    if label == name and not plain.wants:
+        return plain  # already the critical label, and sure of it
+    trigger = f"critical: {name} ({why})"
+    if crit.action == "route":
+        return Decision(False, trigger, critical=name, may_block=False)
+    if plain.wants and plain.trigger:
+        trigger = f"{trigger}; {plain.trigger}"
+    return Decision(True, trigger, critical=name, may_block=False)
+
+
+def _plain(rule: NodeRule | None, *, confidence: float, flagged: bool,
+           note: str | None) -> Decision:
     if flagged and (rule is None or rule.on_flag):
         return Decision(True, note or "agent asked to escalate")
     below = rule.below if rule is not None else None
