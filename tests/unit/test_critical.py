@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TRIAGE = ROOT / "examples/healthcare/models/triage.onnx"
 LABELS = ["appointment", "billing", "emergency", "injection", "off_topic",
           "prescription_refill", "symptom_report"]
-# An emergency the packaged triage model labels 'symptom_report' with P(emergency) ~0.1.
+# An emergency the packaged triage model labels 'symptom_report' with P(emergency) ~0.34.
 LOW_EMERGENCY = ("Heavy bleeding after my carpal tunnel release - I've soaked through two pads "
                  "in an hour.")
 
@@ -131,11 +131,14 @@ async def test_route_reaches_the_emergency_route_with_no_planner_call(tmp_path: 
 
 async def test_red_flag_escalates_with_the_builtin_pack(tmp_path: Path) -> None:
     planner = FakeBackend(handler=lambda _m: answer())
-    # The model says 'emergency' unsure (~0.35, below 0.5); the share cap allows no call.
+    # The model says 'prescription_refill' (~0.6, above 0.5): only the red flag wants the
+    # planner, and the share cap allows no call. (A message it labels 'emergency' with
+    # confidence would rightly stay local: it already is the critical label.)
     g = shoal.Graph(triage_spec(policy(tmp_path, "{red_flags: clinical_red_flags}", below=0.5),
                                 max_share=0.0),
                     models={"big": planner})
-    r = await g.arun("I want to end my life tonight")
+    r = await g.arun("Please refill my sertraline, I want to end my life")
+    assert r.nodes[0].output["local"]["label"] == "prescription_refill"
     assert r.nodes[0].critical == "emergency" and r.nodes[0].escalated
     assert r.nodes[0].reason is not None
     assert r.nodes[0].reason.startswith("critical: emergency (red flag suicidal")

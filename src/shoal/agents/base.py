@@ -37,6 +37,9 @@ class AgentResult(BaseModel):
     label: str | None = None
     text: str | None = None
     refuse: bool = False
+    signals: Any = Field(default=None, exclude=True, repr=False)
+    """A classifier's :class:`~shoal.models.base.Signals` for this input, for the node's
+    learned router; never serialized."""
 
 
 class AgentConfig(BaseModel):

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
 from shoal.errors import AgentError
-from shoal.models.base import Classifier, LabelScorer
+from shoal.models.base import Classifier, LabelScorer, SignalClassifier, Signals
 
 DEFAULT_PROMPT = (
     "Classify the message into one of these categories: {labels}.\n"
@@ -58,7 +58,14 @@ class ClassifierAgent(Agent):
 
     async def run(self, ctx: AgentContext) -> AgentResult:
         timeout = self.config.timeout_s
-        if isinstance(self.model, Classifier):
+        signals: Signals | None = None
+        if isinstance(self.model, SignalClassifier):
+            # The same one model call, keeping what a learned router reads (members,
+            # embedding) next to the probabilities.
+            signals = await self.model.classify_signals([ctx.text], timeout_s=timeout)
+            probs = dict(zip(self.model.labels, map(float, signals.probabilities[0]),
+                             strict=True))
+        elif isinstance(self.model, Classifier):
             [probs] = await self.model.classify([ctx.text], timeout_s=timeout)
         else:
             labels = self.config.labels or []
@@ -68,7 +75,7 @@ class ClassifierAgent(Agent):
         best = max(sorted(probs), key=lambda label: probs[label])
         ranked = dict(sorted(probs.items(), key=lambda kv: -kv[1]))
         return AgentResult(output={"label": best, "probabilities": ranked}, label=best,
-                           confidence=min(1.0, max(0.0, probs[best])))
+                           confidence=min(1.0, max(0.0, probs[best])), signals=signals)
 
 
 register(ClassifierAgent.name, ClassifierAgent)

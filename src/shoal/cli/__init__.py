@@ -3,8 +3,9 @@
 Exit codes: 0 done; 1 a run failed (or, with --fail-on-error, some record did); 2 bad spec or usage.
 
 One module per command group: :mod:`~shoal.cli.run` (validate, run, report),
-:mod:`~shoal.cli.calibrate`, :mod:`~shoal.cli.models` (models, agents, train-classifier,
-planner-server), :mod:`~shoal.cli.mask`, :mod:`~shoal.cli.outbox` (list, drain),
+:mod:`~shoal.cli.calibrate`, :mod:`~shoal.cli.train_router`,
+:mod:`~shoal.cli.models` (models, agents, train-classifier, planner-server),
+:mod:`~shoal.cli.mask`, :mod:`~shoal.cli.outbox` (list, drain),
 :mod:`~shoal.cli.audit`, :mod:`~shoal.cli.serve` (serve, keys). The bodies of the bigger commands,
 :mod:`~shoal.cli.batch` (JSONL batches) and :mod:`~shoal.cli.drain` (draining the outbox), are
 imported only when their command runs, so that ``shoal --help`` stays fast.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import typer
 
-from shoal.cli import audit, calibrate, mask, models, outbox, run, serve
+from shoal.cli import audit, calibrate, mask, models, outbox, run, serve, train_router
 
 app = typer.Typer(
     name="shoal",
@@ -35,6 +36,7 @@ app.command()(mask.mask)
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(audit.audit_app, name="audit")
 app.command("train-classifier")(models.train_classifier)
+app.command("train-router")(train_router.train_router_command)
 app.command()(serve.serve)
 app.add_typer(serve.keys_app, name="keys")
 

@@ -17,6 +17,7 @@ from langgraph.graph import START, StateGraph
 from pydantic import ValidationError
 
 from shoal.agents.base import Agent, AgentConfig, agent_names, get_agent
+from shoal.errors import ShoalError
 from shoal.extras import missing
 from shoal.graphs.node import NodeRunner
 from shoal.graphs.spec import END, ChainEdge, GraphSpec, PluginModelSpec, RouteEdge
@@ -32,6 +33,7 @@ from shoal.models.kinds import (
     kind_names,
     kinds_serving,
 )
+from shoal.models.router import load_router
 from shoal.policies.escalation import UNMASKABLE_AGENTS, resolve_rules
 from shoal.policies.privacy import builtin_pack_names
 from shoal.yaml_source import Loc, Problem, validation_problems
@@ -223,6 +225,12 @@ def _check_escalation(
     entry may reach a remote model, directly or by escalation, without passing a masker."""
     rules = resolve_rules(spec.nodes, spec.escalation, base_dir)
     problems = [Problem(("escalation", "policies", i), message) for i, message in rules.problems]
+    for name, rule in rules.nodes.items():
+        if rule is not None and rule.router is not None:
+            try:
+                load_router(rule.router.model)
+            except ShoalError as exc:
+                problems.append(Problem(("nodes", name), f"its escalation router: {exc.message}"))
     esc = spec.escalation
     planner = spec.models.get(esc.planner) if esc is not None else None
     if esc is not None and planner is not None:

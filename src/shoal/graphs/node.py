@@ -15,6 +15,7 @@ from shoal.agents.base import Agent, AgentContext, AgentResult
 from shoal.errors import AgentError, ErrorCode, ShoalError
 from shoal.graphs.results import NodeCost, NodeTrace
 from shoal.graphs.state import ErrorRecord, Halt, RunState
+from shoal.models.router import DeferralRouter
 from shoal.observability.logging import get_logger
 from shoal.observability.phi import arm, disarm
 from shoal.policies.escalation import Escalator, LocalAnswer, NodeRule, Outcome, decide
@@ -44,6 +45,7 @@ class NodeRunner:
         model: str | None,
         rule: NodeRule | None,
         timeout_s: float | None,
+        router: DeferralRouter | None = None,
         escalator: Escalator | None = None,
         route_labels: frozenset[str] | None = None,
         labels: frozenset[str] | None = None,
@@ -56,6 +58,8 @@ class NodeRunner:
         self.rule = rule
         """When this node escalates; None: never (no rule, or a masker)."""
         self.timeout_s = timeout_s
+        self.router = router
+        """The node's learned router (``router:`` in its rule), scoring every result."""
         self.escalator = escalator
         self.route_labels = route_labels
         """Labels a route without a default accepts; None when any label may pass."""
@@ -97,9 +101,20 @@ class NodeRunner:
                 # Only the type: a foreign exception's message may quote the input.
                 return self._failed(ErrorCode.AGENT_FAILED, f"raised {type(exc).__name__}",
                                     start)
+            p_wrong: float | None = None
+            if self.router is not None:
+                if result.signals is None:
+                    return self._failed(ErrorCode.AGENT_FAILED, "the node has a learned router "
+                                        "but its agent gave no classifier signals", start)
+                try:
+                    [p_wrong] = (await self.router.p_wrong(result.signals, [ctx.text],
+                                                           timeout_s=self.timeout_s)).tolist()
+                except ShoalError as exc:
+                    return self._failed(exc.code, f"router: {exc.message}", start)
             decision = decide(self.rule, confidence=result.confidence, flagged=result.escalate,
                               note=result.reason, label=result.label,
-                              probabilities=_probabilities(result.output), text=ctx.text)
+                              probabilities=_probabilities(result.output), text=ctx.text,
+                              p_wrong=p_wrong)
             outcome: Outcome | None = None
             reason = decision.trigger
             if self.escalator is not None and self.rule is not None:
@@ -120,12 +135,13 @@ class NodeRunner:
                                 f"label {label!r} has no route and the route has no "
                                 "'default'", start)
         trace = self._trace(result, outcome, decision.wants, reason, meter, start,
-                            decision.critical)
+                            decision.critical, p_wrong)
         _log.info(
             "node_finished", run_id=ctx.run_id, record_id=ctx.record_id, node=self.node,
             agent=self.agent_name, model=self.model, latency_ms=round(trace.latency_ms, 3),
             confidence=trace.confidence, label=trace.label, escalate=trace.escalate,
             escalated=trace.escalated, reason=reason, critical=trace.critical,
+            p_wrong=trace.p_wrong,
         )
         update: dict[str, Any] = {"results": {self.node: trace}}
         if trace.text is not None:
@@ -136,7 +152,7 @@ class NodeRunner:
 
     def _trace(self, result: AgentResult, outcome: Outcome | None, wants: bool,
                reason: str | None, meter: Meter | None, start: float,
-               critical: str | None = None) -> NodeTrace:
+               critical: str | None = None, p_wrong: float | None = None) -> NodeTrace:
         """The node's one record. An escalated answer replaces the agent's output, label and
         confidence; the planner's answer neither rewrites the working text nor refuses."""
         escalated = outcome is not None and outcome.escalated
@@ -163,6 +179,7 @@ class NodeRunner:
             latency_ms=(time.perf_counter() - start) * 1000.0,
             pending=outcome.pending if outcome is not None else None,
             critical=outcome.critical if outcome is not None else critical,
+            p_wrong=p_wrong,
             cost=cost,
         )
 

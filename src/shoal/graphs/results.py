@@ -60,6 +60,9 @@ class NodeTrace(AgentResult):
     critical: str | None = None
     """The critical label that fired (its probability reached the rule's floor, or a red flag):
     the node escalated past any budget (or was routed there with ``action: route``)."""
+    p_wrong: float | None = None
+    """The node's learned router's P(local answer wrong) (``router:`` in its escalation rule),
+    or None when it has no router."""
     output: Any = Field(default=None, exclude=True, repr=False)
     text: str | None = Field(default=None, exclude=True, repr=False)
     refuse: bool = Field(default=False, exclude=True)

@@ -26,8 +26,9 @@ from shoal.graphs.results import (
 )
 from shoal.graphs.spec import GraphSpec
 from shoal.graphs.state import RunState
-from shoal.models.base import Backend, Classifier, Generator
+from shoal.models.base import Backend, Classifier, Generator, SignalClassifier
 from shoal.models.kinds import build_model, is_remote, validate_spec
+from shoal.models.router import DeferralRouter, load_router
 from shoal.observability.logging import get_logger
 from shoal.policies.escalation import (
     Budget,
@@ -124,18 +125,37 @@ class Graph:
         labels = cls.labels(config)
         if labels is None and isinstance(model, Classifier):
             labels = frozenset(model.labels)  # a trained classifier knows its own labels
+        rule = self.rules.nodes.get(name)
+        router = None
+        if rule is not None and rule.router is not None:
+            router = self._router(name, rule.router.model, model)
         return NodeRunner(
             node=name,
             agent=cls(config, node=name, model=model),
             agent_name=node.agent,
             model=node.model,
-            rule=self.rules.nodes.get(name),
+            rule=rule,
+            router=router,
             timeout_s=node.timeout_s,
             escalator=self.escalator,
             route_labels=route_labels,
             labels=labels,
             metered=self._metered,
         )
+
+    @staticmethod
+    def _router(node: str, path: str, model: object) -> DeferralRouter:
+        """The node's learned router, checked against the node's classifier: the same labels,
+        the model file it was trained for, and the signals it reads."""
+        router = load_router(path)
+        if not isinstance(model, SignalClassifier):
+            raise BackendError(f"node {node!r}: a learned router needs a trained classifier "
+                               "model (kind onnx-classifier)", backend=router.name)
+        sidecar = getattr(model, "sidecar", None)
+        problem = router.check_for(model.labels, getattr(sidecar, "model_sha256", None))
+        if problem is not None:
+            raise BackendError(f"node {node!r}: {problem}", backend=router.name)
+        return router
 
     @property
     def name(self) -> str:

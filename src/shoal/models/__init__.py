@@ -14,25 +14,33 @@ from shoal.models.base import (
     JsonGeneration,
     LabelScorer,
     Message,
+    SignalClassifier,
+    Signals,
     Usage,
 )
+from shoal.models.ensemble import EnsembleClassifier
 from shoal.models.kinds import ModelKind, build_model, get_kind, kind_names, register_kind
 from shoal.models.llamacpp import LlamaCppModel
 from shoal.models.local_server import LlamaServer, serve_embedded
 from shoal.models.onnx import EmbeddingClassifier, OnnxEmbedder, OnnxTextClassifier, load_classifier
 from shoal.models.openai_compat import OpenAICompatModel
+from shoal.models.router import DeferralRouter, load_router
 from shoal.models.train import (
     TrainingDataError,
     TrainReport,
     build_embedding_classifier,
     train_text_classifier,
 )
+from shoal.models.train_ensemble import train_ensemble_classifier
+from shoal.models.train_router import train_router
 
 __all__ = [
     "Backend",
     "Classifier",
+    "DeferralRouter",
     "Embedder",
     "EmbeddingClassifier",
+    "EnsembleClassifier",
     "Generation",
     "Generator",
     "JsonGeneration",
@@ -44,6 +52,8 @@ __all__ = [
     "OnnxEmbedder",
     "OnnxTextClassifier",
     "OpenAICompatModel",
+    "SignalClassifier",
+    "Signals",
     "TrainReport",
     "TrainingDataError",
     "Usage",
@@ -52,7 +62,10 @@ __all__ = [
     "get_kind",
     "kind_names",
     "load_classifier",
+    "load_router",
     "register_kind",
     "serve_embedded",
+    "train_ensemble_classifier",
+    "train_router",
     "train_text_classifier",
 ]

@@ -14,8 +14,11 @@ Every method is ``async`` and takes ``timeout_s``; a backend that does not answe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias, TypedDict, runtime_checkable
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -105,6 +108,41 @@ class Classifier(Protocol):
         self, texts: Sequence[str], *, timeout_s: float | None = None
     ) -> list[dict[str, float]]:
         """One {label: probability} per text, over :attr:`labels`; each sums to 1."""
+        ...
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What a classifier knows about its answers beyond the probabilities: the raw material of a
+    learned deferral router (:mod:`shoal.models.router`).
+
+    Rows follow the texts; columns follow the classifier's :attr:`Classifier.labels`.
+    """
+
+    probabilities: NDArray[np.float64]
+    """(n, k): the classifier's own probabilities (for an ensemble, the combined ones)."""
+    members: Mapping[str, NDArray[np.float64]] = field(default_factory=dict)
+    """Member name -> (n, k) probabilities, for an ensemble; empty for a single model."""
+    embeddings: NDArray[np.float32] | None = None
+    """(n, d) L2-normalised sentence embeddings the classifier computed anyway, or None."""
+
+    def row(self, i: int) -> Signals:
+        """Row ``i`` as a one-row :class:`Signals`."""
+        return Signals(self.probabilities[i:i + 1],
+                       {k: v[i:i + 1] for k, v in self.members.items()},
+                       None if self.embeddings is None else self.embeddings[i:i + 1])
+
+
+@runtime_checkable
+class SignalClassifier(Classifier, Protocol):
+    """A :class:`Classifier` that can also return its :class:`Signals`."""
+
+    async def classify_signals(
+        self, texts: Sequence[str], *, timeout_s: float | None = None
+    ) -> Signals: ...
+
+    def signals_sync(self, texts: Sequence[str]) -> Signals:
+        """Blocking :meth:`classify_signals`, for training tools."""
         ...
 
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, Discriminator, Tag, ValidationError, WithJsonSch
 from shoal import extras
 from shoal.errors import BackendError
 from shoal.models.base import PROTOCOLS, Backend, Classifier, Embedder, Generator, LabelScorer
+from shoal.models.ensemble import EnsembleClassifier  # noqa: F401  registers its kind
 from shoal.models.llamacpp import LlamaCppModel
 from shoal.models.onnx import OnnxEmbedder, load_classifier
 from shoal.models.openai_compat import OpenAICompatModel
@@ -117,6 +118,9 @@ class ModelKind(Generic[SpecT]):
 
 
 def _build_onnx_classifier(spec: OnnxClassifierModelSpec, base_dir: Path | None) -> Backend:
+    # Any classifier kind the sidecar names: tfidf-logreg, embedding-centroid, or
+    # text-embedding-ensemble (registered by the import of shoal.models.ensemble above, which
+    # `import shoal.models` always runs).
     return load_classifier(resolve_path(spec.path, base_dir))
 
 

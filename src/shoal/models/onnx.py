@@ -7,8 +7,13 @@
 - :class:`EmbeddingClassifier` embeds texts with an :class:`~shoal.models.base.Embedder` and runs
   a nearest-centroid head exported by :func:`shoal.models.train.build_embedding_classifier`
   (kind ``"embedding-centroid"``).
+- :class:`shoal.models.ensemble.EnsembleClassifier` (kind ``"text-embedding-ensemble"``) builds on
+  this module, so it lives in its own and registers itself here
+  (:func:`register_classifier_kind`).
 
-:func:`load_classifier` opens either kind, dispatching on the sidecar's ``kind``.
+:func:`load_classifier` opens any kind, dispatching on the sidecar's ``kind``. Every classifier
+also gives its :class:`~shoal.models.base.Signals` (``classify_signals``, ``signals_sync``): the
+probabilities ``classify`` returns, plus member probabilities and embeddings where it has them.
 
 Classifier files
 ----------------
@@ -31,8 +36,9 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,25 +46,33 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shoal.errors import BackendError, BackendTimeout, ShoalError
 from shoal.models import catalog, pool
+from shoal.models.base import Signals
 from shoal.models.specs import OnnxEmbedderModelSpec, resolve_path
 
 if TYPE_CHECKING:
     from shoal.models.base import Classifier, Embedder
 
 __all__ = [
+    "ClassifierLoader",
     "DEFAULT_EMBEDDER",
     "EmbeddingClassifier",
     "FORMAT_VERSION",
     "KIND_CENTROID",
+    "KIND_ENSEMBLE",
     "KIND_TFIDF",
     "LABELS_METADATA_KEY",
     "MAX_TOKENS",
     "OnnxEmbedder",
     "OnnxTextClassifier",
     "Sidecar",
+    "checked_embedder",
+    "embed_blocking",
+    "embed_then",
+    "embedding_probe",
     "file_sha256",
     "load_classifier",
     "read_sidecar",
+    "register_classifier_kind",
     "sidecar_path",
 ]
 
@@ -67,7 +81,8 @@ FORMAT_VERSION = 1
 
 KIND_TFIDF: Final = "tfidf-logreg"
 KIND_CENTROID: Final = "embedding-centroid"
-ClassifierKind = Literal["tfidf-logreg", "embedding-centroid"]
+KIND_ENSEMBLE: Final = "text-embedding-ensemble"
+ClassifierKind = Literal["tfidf-logreg", "embedding-centroid", "text-embedding-ensemble"]
 
 LABELS_METADATA_KEY = "shoal.labels"
 """ONNX metadata key holding the JSON list of labels, written at export, checked at load."""
@@ -85,6 +100,8 @@ _CHUNK = 4
 # are slower per text on this CPU, so a call is cut into small length-sorted chunks.
 
 _PROVIDERS = ["CPUExecutionProvider"]
+
+T = TypeVar("T")
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -191,7 +208,8 @@ def sidecar_path(model: Path) -> Path:
 
 
 class Sidecar(BaseModel):
-    """What ``MODEL.onnx.json`` holds. Written by :mod:`shoal.models.train`, checked on load.
+    """What ``MODEL.onnx.json`` holds. Written by :mod:`shoal.models.train` (and
+    :mod:`shoal.models.train_ensemble`), checked on load.
 
     ``labels`` are in the order of the model's probability columns. ``metrics`` are the held-out
     metrics of exactly this model (see :class:`shoal.models.train.Metrics`).
@@ -211,11 +229,18 @@ class Sidecar(BaseModel):
     versions: dict[str, str]
     """Library versions at training time (scikit-learn, skl2onnx, onnx, onnxruntime, shoal)."""
     embedder: str | None = None
-    """embedding-centroid: a catalog name (``minilm-l6-int8``), or a path to the embedder's ONNX
-    file (relative to the sidecar's directory), or the name of an embedder the caller supplies."""
+    """embedding-centroid and text-embedding-ensemble: a catalog name (``minilm-l6-int8``), or a
+    path to the embedder's ONNX file (relative to the sidecar's directory), or the name of an
+    embedder the caller supplies."""
     embedder_sha256: str | None = None
     embedder_dim: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, gt=0)
+    members: list[str] | None = None
+    """text-embedding-ensemble: the member names; the model has one ``p_<member>`` output each."""
+    hyperparameters: dict[str, Any] | None = None
+    """The training recipe (see :mod:`shoal.models.train` and :mod:`shoal.models.train_ensemble`),
+    read back by :mod:`shoal.models.refit` to retrain the same kind the same way. Absent from
+    sidecars written before it was recorded: the kind's defaults then apply."""
 
     @field_validator("labels")
     @classmethod
@@ -227,12 +252,18 @@ class Sidecar(BaseModel):
         return labels
 
     @model_validator(mode="after")
-    def _centroid_fields(self) -> Sidecar:
+    def _kind_fields(self) -> Sidecar:
         if self.kind == KIND_CENTROID and (
             self.embedder is None or self.embedder_dim is None or self.temperature is None
         ):
             raise ValueError("an embedding-centroid sidecar needs embedder, embedder_dim and "
                              "temperature")
+        if self.kind == KIND_ENSEMBLE:
+            if self.embedder is None or self.embedder_dim is None or not self.members:
+                raise ValueError("a text-embedding-ensemble sidecar needs embedder, embedder_dim "
+                                 "and members")
+            if len(set(self.members)) != len(self.members) or not all(self.members):
+                raise ValueError("members must be unique and non-empty")
         return self
 
 
@@ -286,7 +317,7 @@ def _read_checked(path: Path, kind: ClassifierKind, backend: str) -> tuple[bytes
     return data, sidecar
 
 
-def _check_labels(session: Any, sidecar: Sidecar, path: Path, backend: str) -> None:
+def _check_labels(session: Any, labels: Sequence[str], path: Path, backend: str) -> None:
     meta = session.get_modelmeta().custom_metadata_map
     raw = meta.get(LABELS_METADATA_KEY)
     try:
@@ -296,36 +327,47 @@ def _check_labels(session: Any, sidecar: Sidecar, path: Path, backend: str) -> N
     if model_labels is None:
         raise BackendError(f"{path}: the model carries no {LABELS_METADATA_KEY!r} metadata; "
                            f"export it with shoal.models.train", backend=backend)
-    if model_labels != sidecar.labels:
+    if model_labels != list(labels):
         raise BackendError(f"{path}: the model's labels do not match its sidecar's "
-                           f"(model {len(model_labels)}, sidecar {len(sidecar.labels)}, or a "
+                           f"(model {len(model_labels)}, sidecar {len(labels)}, or a "
                            f"different order)", backend=backend)
 
 
-def _probabilities_output(session: Any, path: Path, backend: str) -> str:
+def _probabilities_output(session: Any, path: Path, backend: str,
+                          name: str = "probabilities") -> str:
     for out in session.get_outputs():
-        if out.name == "probabilities":
+        if out.name == name:
             if out.type != "tensor(float)":
-                raise BackendError(f"{path}: 'probabilities' is {out.type}, not a float tensor "
+                raise BackendError(f"{path}: {name!r} is {out.type}, not a float tensor "
                                    f"(export with the zipmap option False)", backend=backend)
             return str(out.name)
-    raise BackendError(f"{path}: the model has no 'probabilities' output", backend=backend)
+    raise BackendError(f"{path}: the model has no {name!r} output", backend=backend)
+
+
+def _check_width(probs: NDArray[Any], labels: Sequence[str], path: Path, backend: str) -> None:
+    if probs.ndim != 2 or probs.shape[1] != len(labels):
+        raise BackendError(f"{path}: the model gives {probs.shape[-1]} probabilities for "
+                           f"{len(labels)} labels", backend=backend)
 
 
 # --- TF-IDF classifier ----------------------------------------------------------------------------
 
 
 class _TfidfRuntime:
-    """The loaded session of one tfidf-logreg file (shared by every classifier on that file)."""
+    """The loaded session of one tfidf-logreg file (shared by every classifier on that file).
 
-    def __init__(self, data: bytes, sidecar: Sidecar, path: Path, backend: str) -> None:
+    Also runs the in-memory fold models of :mod:`shoal.models.refit`, so a fold model answers
+    through the same checks and code as a deployed file; hence labels, not a sidecar.
+    """
+
+    def __init__(self, data: bytes, labels: Sequence[str], path: Path, backend: str) -> None:
         self.session = _session(data, path=path, backend=backend)
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].type != "tensor(string)":
             raise BackendError(f"{path}: expected one string input", backend=backend)
         self.input = str(inputs[0].name)
         self.probs = _probabilities_output(self.session, path, backend)
-        _check_labels(self.session, sidecar, path, backend)
+        _check_labels(self.session, labels, path, backend)
         # A probe run: the label column the model names must be the column it ranks first.
         names = [o.name for o in self.session.get_outputs()]
         label_out = "label" if "label" in names else None
@@ -334,13 +376,11 @@ class _TfidfRuntime:
                 [label_out, self.probs] if label_out else [self.probs],
                 {self.input: np.array(["", "the"], dtype=object).reshape(-1, 1)})
         probs = outputs[-1]
-        if probs.ndim != 2 or probs.shape[1] != len(sidecar.labels):
-            raise BackendError(f"{path}: the model gives {probs.shape[-1]} probabilities for "
-                               f"{len(sidecar.labels)} labels", backend=backend)
+        _check_width(probs, labels, path, backend)
         if label_out is not None:
             for name, row in zip(outputs[0], probs, strict=True):
                 top = np.sort(row)[::-1]
-                if top[0] - top[1] > 1e-6 and sidecar.labels[int(np.argmax(row))] != name:
+                if top[0] - top[1] > 1e-6 and labels[int(np.argmax(row))] != name:
                     raise BackendError(f"{path}: the model's label column order differs from "
                                        f"its sidecar's labels", backend=backend)
 
@@ -362,8 +402,8 @@ class OnnxTextClassifier:
         self.name = name or self.path.name
         data, self.sidecar = _read_checked(self.path, KIND_TFIDF, self.name)
         key = ("onnx-classifier", str(self.path.resolve()), self.sidecar.model_sha256)
-        sidecar, path, backend = self.sidecar, self.path, self.name
-        self._runtime = pool.shared(key, lambda: _TfidfRuntime(data, sidecar, path, backend))
+        labels, path, backend = self.sidecar.labels, self.path, self.name
+        self._runtime = pool.shared(key, lambda: _TfidfRuntime(data, labels, path, backend))
         self._labels = tuple(self.sidecar.labels)
 
     @property
@@ -381,15 +421,24 @@ class OnnxTextClassifier:
         with _map_errors(self.name):
             return self._runtime.predict(batch)
 
+    def signals_sync(self, texts: Sequence[str]) -> Signals:
+        """Blocking :meth:`classify_signals`: the probabilities only (one model, no embedding)."""
+        return Signals(self.predict(texts))
+
+    async def classify_signals(
+        self, texts: Sequence[str], *, timeout_s: float | None = None
+    ) -> Signals:
+        batch = _texts(texts)
+        if not batch:
+            return Signals(np.zeros((0, len(self._labels))))
+        return await pool.run_blocking(self.signals_sync, batch, backend=self.name,
+                                       timeout_s=timeout_s)
+
     async def classify(
         self, texts: Sequence[str], *, timeout_s: float | None = None
     ) -> list[dict[str, float]]:
-        batch = _texts(texts)
-        if not batch:
-            return []
-        probs = await pool.run_blocking(self.predict, batch, backend=self.name,
-                                        timeout_s=timeout_s)
-        return _as_dicts(probs, self._labels)
+        signals = await self.classify_signals(texts, timeout_s=timeout_s)
+        return _as_dicts(signals.probabilities, self._labels)
 
 
 # --- embedder -------------------------------------------------------------------------------------
@@ -578,28 +627,31 @@ class OnnxEmbedder:
 
 
 class _CentroidRuntime:
-    """The loaded head of one embedding-centroid file: embedding -> probabilities."""
+    """The loaded head of one embedding-centroid file: embedding -> probabilities (also the fold
+    models of :mod:`shoal.models.refit`, hence labels and width rather than a sidecar)."""
 
-    def __init__(self, data: bytes, sidecar: Sidecar, path: Path, backend: str) -> None:
+    def __init__(self, data: bytes, labels: Sequence[str], dim: int, path: Path,
+                 backend: str) -> None:
         self.session = _session(data, path=path, backend=backend)
         inputs = self.session.get_inputs()
-        dim = sidecar.embedder_dim
         if len(inputs) != 1 or inputs[0].type != "tensor(float)" or inputs[0].shape[-1] != dim:
             raise BackendError(f"{path}: expected one float input of width {dim}",
                                backend=backend)
         self.input = str(inputs[0].name)
         self.probs = _probabilities_output(self.session, path, backend)
-        _check_labels(self.session, sidecar, path, backend)
-        probe = np.full((1, dim or 1), (dim or 1) ** -0.5, dtype=np.float32)
+        _check_labels(self.session, labels, path, backend)
         with _map_errors(backend):
-            (probs,) = self.session.run([self.probs], {self.input: probe})
-        if probs.shape != (1, len(sidecar.labels)):
-            raise BackendError(f"{path}: the model gives {probs.shape[-1]} probabilities for "
-                               f"{len(sidecar.labels)} labels", backend=backend)
+            (probs,) = self.session.run([self.probs], {self.input: embedding_probe(1, dim)})
+        _check_width(probs, labels, path, backend)
 
     def predict(self, vectors: NDArray[np.float32]) -> NDArray[np.float64]:
         (probs,) = self.session.run([self.probs], {self.input: vectors})
         return _normalised(probs)
+
+
+def embedding_probe(n: int, dim: int) -> NDArray[np.float32]:
+    """``n`` unit vectors of width ``dim``: the input of a load-time probe run."""
+    return np.full((n, dim), dim ** -0.5, dtype=np.float32)
 
 
 def _embedder_for(sidecar: Sidecar, path: Path, backend: str) -> Embedder:
@@ -613,6 +665,65 @@ def _embedder_for(sidecar: Sidecar, path: Path, backend: str) -> Embedder:
         return OnnxEmbedder(candidate)
     raise BackendError(f"{path}: built with embedder {source!r}, which shoal cannot load by "
                        f"itself; pass embedder= to load_classifier()", backend=backend)
+
+
+def checked_embedder(
+    sidecar: Sidecar, path: Path, backend: str, embedder: Embedder | None = None
+) -> Embedder:
+    """``embedder``, or the one the sidecar names, after checking it is the one the model was
+    built with: its width, and for an :class:`OnnxEmbedder` its file's sha256."""
+    embedder = embedder or _embedder_for(sidecar, path, backend)
+    if embedder.dim != sidecar.embedder_dim:
+        raise BackendError(f"{path}: built with {sidecar.embedder_dim}-d embeddings, the "
+                           f"embedder gives {embedder.dim}-d", backend=backend)
+    expected = sidecar.embedder_sha256
+    if isinstance(embedder, OnnxEmbedder) and expected not in (None, embedder.model_sha256):
+        raise BackendError(f"{path}: built with a different embedder file than "
+                           f"{embedder.model_path} (sha256 {embedder.model_sha256[:12]}…, the "
+                           f"sidecar's embedder_sha256 {expected[:12]}…); rebuild the classifier",
+                           backend=backend)
+    return embedder
+
+
+def embed_blocking(embedder: Embedder, texts: Sequence[str]) -> NDArray[np.float32]:
+    """Blocking: ``embedder``'s (n, dim) float32 vectors for ``texts``, for training tools and
+    ``signals_sync``. Never call it from a model-pool thread (it waits on the pool)."""
+    batch = _texts(texts)
+    if isinstance(embedder, OnnxEmbedder):
+        return embedder.embed_sync(batch)
+    if not batch:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+
+    async def embed() -> list[list[float]]:
+        return await embedder.embed(batch)
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return np.asarray(asyncio.run(embed()), dtype=np.float32)
+    # Called from async code: its loop cannot be blocked on, so run a private one in a thread.
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        return np.asarray(runner.submit(asyncio.run, embed()).result(), dtype=np.float32)
+
+
+async def embed_then(
+    embedder: Embedder, texts: list[str], step: Callable[[NDArray[np.float32]], T], *,
+    backend: str, timeout_s: float | None,
+) -> tuple[NDArray[np.float32], T]:
+    """Embed ``texts``, then run the blocking ``step`` on the vectors in the model pool, the two
+    together within ``timeout_s`` (a BackendTimeout names ``backend`` and the whole budget)."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout_s is None else loop.time() + timeout_s
+    try:
+        vectors = np.asarray(await embedder.embed(texts, timeout_s=timeout_s), dtype=np.float32)
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            raise BackendTimeout(backend=backend, timeout_s=timeout_s or 0.0)
+        result = await pool.run_blocking(step, vectors, backend=backend, timeout_s=remaining)
+    except BackendTimeout:
+        # Whichever part ran out, the caller asked this classifier for timeout_s in all.
+        raise BackendTimeout(backend=backend, timeout_s=timeout_s or 0.0) from None
+    return vectors, result
 
 
 class EmbeddingClassifier:
@@ -630,21 +741,11 @@ class EmbeddingClassifier:
         self.path = Path(path)
         self.name = name or self.path.name
         data, self.sidecar = _read_checked(self.path, KIND_CENTROID, self.name)
-        self.embedder = embedder or _embedder_for(self.sidecar, self.path, self.name)
-        if self.embedder.dim != self.sidecar.embedder_dim:
-            raise BackendError(f"{self.path}: built with {self.sidecar.embedder_dim}-d "
-                               f"embeddings, the embedder gives {self.embedder.dim}-d",
-                               backend=self.name)
-        expected = self.sidecar.embedder_sha256
-        if isinstance(self.embedder, OnnxEmbedder) and expected not in (
-            None, self.embedder.model_sha256
-        ):
-            raise BackendError(f"{self.path}: built with a different embedder file than "
-                               f"{self.embedder.model_path}; rebuild the classifier",
-                               backend=self.name)
+        self.embedder = checked_embedder(self.sidecar, self.path, self.name, embedder)
         key = ("onnx-classifier", str(self.path.resolve()), self.sidecar.model_sha256)
-        sidecar, path, backend = self.sidecar, self.path, self.name
-        self._runtime = pool.shared(key, lambda: _CentroidRuntime(data, sidecar, path, backend))
+        labels, dim, path, backend = self.sidecar.labels, self.embedder.dim, self.path, self.name
+        self._runtime = pool.shared(
+            key, lambda: _CentroidRuntime(data, labels, dim, path, backend))
         self._labels = tuple(self.sidecar.labels)
 
     @property
@@ -662,27 +763,50 @@ class EmbeddingClassifier:
         with _map_errors(self.name):
             return self._runtime.predict(array)
 
+    def signals_sync(self, texts: Sequence[str]) -> Signals:
+        """Blocking :meth:`classify_signals`, for training tools (not from a model-pool thread)."""
+        vectors = embed_blocking(self.embedder, texts)
+        if not len(vectors):
+            return Signals(np.zeros((0, len(self._labels))), embeddings=vectors)
+        return Signals(self.predict_vectors(vectors), embeddings=vectors)
+
+    async def classify_signals(
+        self, texts: Sequence[str], *, timeout_s: float | None = None
+    ) -> Signals:
+        """The probabilities and the embeddings they were computed from."""
+        batch = _texts(texts)
+        if not batch:
+            return Signals(np.zeros((0, len(self._labels))),
+                           embeddings=np.zeros((0, self.embedder.dim), dtype=np.float32))
+        vectors, probs = await embed_then(self.embedder, batch, self.predict_vectors,
+                                          backend=self.name, timeout_s=timeout_s)
+        return Signals(probs, embeddings=vectors)
+
     async def classify(
         self, texts: Sequence[str], *, timeout_s: float | None = None
     ) -> list[dict[str, float]]:
-        batch = _texts(texts)
-        if not batch:
-            return []
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout_s is None else loop.time() + timeout_s
-        vectors = await self.embedder.embed(batch, timeout_s=timeout_s)
-        remaining = None if deadline is None else deadline - loop.time()
-        if remaining is not None and remaining <= 0:
-            raise BackendTimeout(backend=self.name, timeout_s=timeout_s or 0.0)
-        try:
-            probs = await pool.run_blocking(self.predict_vectors, np.asarray(vectors),
-                                            backend=self.name, timeout_s=remaining)
-        except BackendTimeout:
-            raise BackendTimeout(backend=self.name, timeout_s=timeout_s or 0.0) from None
-        return _as_dicts(probs, self._labels)
+        signals = await self.classify_signals(texts, timeout_s=timeout_s)
+        return _as_dicts(signals.probabilities, self._labels)
 
 
 # --- loading --------------------------------------------------------------------------------------
+
+
+ClassifierLoader = Callable[[Path, "Embedder | None", str | None], "Classifier"]
+"""Opens one classifier kind: ``(path, embedder, name) -> Classifier``."""
+
+_LOADERS: dict[str, ClassifierLoader] = {}
+
+
+def register_classifier_kind(kind: ClassifierKind, loader: ClassifierLoader) -> None:
+    """Let :func:`load_classifier` open ``kind`` with ``loader``.
+
+    For kinds whose module builds on this one and so cannot be imported here:
+    :mod:`shoal.models.ensemble` registers ``text-embedding-ensemble`` when it is imported, and
+    :mod:`shoal.models.kinds` (which ``import shoal.models`` loads) imports it, so the kind is
+    registered before anyone can call :func:`load_classifier`.
+    """
+    _LOADERS[kind] = loader
 
 
 def load_classifier(
@@ -690,18 +814,21 @@ def load_classifier(
 ) -> Classifier:
     """Open ``MODEL.onnx`` with its sidecar ``MODEL.onnx.json``, whichever kind it is.
 
-    ``embedder`` is used by embedding-centroid classifiers only (default: the one the sidecar
-    names). Raises BackendError naming the file if the file or sidecar is missing, changed,
-    corrupt or inconsistent.
+    ``embedder`` is used by the kinds that embed (embedding-centroid, text-embedding-ensemble;
+    default: the one the sidecar names). Raises BackendError naming the file if the file or
+    sidecar is missing, changed, corrupt or inconsistent.
     """
     model = Path(path)
     backend = name or model.name
     if not model.is_file():
         raise BackendError(f"model file not found: {model}", backend=backend)
     kind = read_sidecar(model, backend=backend).kind
-    builders: dict[str, Callable[[], Classifier]] = {
-        KIND_TFIDF: lambda: OnnxTextClassifier(model, name=name),
-        KIND_CENTROID: lambda: EmbeddingClassifier(model, embedder=embedder, name=name),
+    builders: dict[str, ClassifierLoader] = {
+        KIND_TFIDF: lambda p, _embedder, n: OnnxTextClassifier(p, name=n),
+        KIND_CENTROID: lambda p, e, n: EmbeddingClassifier(p, embedder=e, name=n),
+        **_LOADERS,
     }
-    return builders[kind]()
-
+    if kind not in builders:
+        raise BackendError(f"{model}: this shoal cannot open {kind!r} classifiers (import "
+                           f"shoal.models to register every built-in kind)", backend=backend)
+    return builders[kind](model, embedder, name)

@@ -5,16 +5,20 @@ blank lines skipped). Every bad line is collected and one :class:`TrainingDataEr
 all as ``FILE:LINE: problem``; nothing is trained on part of a file, because a dropped line or a
 mistyped label silently changes the model.
 
-Two kinds, both loaded by :func:`shoal.models.onnx.load_classifier`:
+Two kinds here, both loaded by :func:`shoal.models.onnx.load_classifier` (a third, the
+text + embedding ensemble, is trained by :mod:`shoal.models.train_ensemble`):
 
 - ``tfidf-logreg`` (:func:`train_text_classifier`): TF-IDF over word 1-2 grams + logistic
   regression, exported with skl2onnx. Microseconds per message; needs wording overlap with its
-  training data. Character n-grams are left out: skl2onnx converts ``analyzer="char"`` with a
-  warning and in our check agreed with scikit-learn on only 92% of labels (max probability
-  difference 0.11), and ``char_wb`` does not convert at all.
+  training data. Character n-grams are left out of this kind (the ensemble has them): skl2onnx
+  converts ``analyzer="char"`` with a warning, ``char_wb`` not at all, and its ``sublinear_tf``
+  is wrong (see :func:`fix_sublinear_tf`).
 - ``embedding-centroid`` (:func:`build_embedding_classifier`): MiniLM sentence embeddings, one
   centroid per label, softmax over cosine similarity / temperature. Milliseconds per message;
   generalises to unseen wording (4-label probe, 4-fold: 83% accuracy vs 42% for TF-IDF).
+
+The sidecar records the training recipe (``hyperparameters``; the centroid kind's is its
+``temperature``) so that :mod:`shoal.models.refit` can retrain the same kind the same way.
 
 Both hold out a stratified ``test_size`` share of the data, train on the rest, and ship the model
 they evaluated, so the sidecar's metrics describe exactly the file next to it. The export is then
@@ -24,24 +28,23 @@ below 99% label agreement nothing is written.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import math
 import os
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.errors import BackendError, ErrorCode, ShoalError
 from shoal.models.base import Embedder
@@ -53,6 +56,7 @@ from shoal.models.onnx import (
     ClassifierKind,
     OnnxEmbedder,
     Sidecar,
+    embed_blocking,
     file_sha256,
     load_classifier,
     sidecar_path,
@@ -233,6 +237,10 @@ class Metrics(BaseModel):
     per_label: dict[str, LabelMetrics]
     n_train: int
     n_test: int
+    evaluated_on: str | None = None
+    """The name of the evaluation file, or None for a held-out share of the training file."""
+    member_accuracy: dict[str, float] | None = None
+    """An ensemble's members' held-out accuracy, each on its own."""
 
 
 class TrainReport(BaseModel):
@@ -277,7 +285,8 @@ class TrainReport(BaseModel):
 
 
 def _metrics(
-    truth: Sequence[str], predicted: Sequence[str], labels: list[str], n_train: int
+    truth: Sequence[str], predicted: Sequence[str], labels: list[str], n_train: int,
+    **extra: Any,
 ) -> Metrics:
     from sklearn.metrics import (  # type: ignore[import-untyped]
         accuracy_score,
@@ -296,6 +305,7 @@ def _metrics(
         },
         n_train=n_train,
         n_test=len(truth),
+        **extra,
     )
 
 
@@ -358,10 +368,154 @@ def _write(
     return sidecar
 
 
+# --- export helpers -----------------------------------------------------------------------------
+
+
+def fix_sublinear_tf(model: Any) -> int:
+    """Make a skl2onnx graph compute scikit-learn's ``sublinear_tf``; return how many
+    vectorisers it fixed.
+
+    scikit-learn replaces a non-zero term count tf by ``1 + log(tf)``; skl2onnx 1.20 exports
+    ``log(tf + 1)`` for every count (an ``Add`` of a ones vector, then ``Log``), so the
+    L2-normalised vectors differ wherever a term repeats (probability differences up to 0.03 on
+    the healthcare messages). Each such ``Add`` + ``Log`` becomes
+    ``Where(tf > 0, 1 + Log(tf), 0)`` (the ``Log(0) = -inf`` of absent terms is discarded by
+    ``Where``). The caller checks the count against its vectorisers: a skl2onnx that exports
+    something else is found, not patched blindly.
+    """
+    from onnx import NodeProto, helper, numpy_helper
+
+    graph = model.graph
+    # Copies: the graph's node list is cleared and refilled below. Positions, not protobuf
+    # wrapper objects, identify the nodes.
+    nodes = []
+    for node in graph.node:
+        nodes.append(NodeProto())
+        nodes[-1].CopyFrom(node)
+    initializers = {init.name: init for init in graph.initializer}
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
+    consumers = Counter(name for node in nodes for name in node.input)
+    patched: dict[int, str] = {}  # position of a Log node -> the term counts it should read
+    dropped: set[int] = set()  # positions of the Add nodes it replaces
+    ones: set[str] = set()
+    for i, node in enumerate(nodes):
+        j = producer.get(node.input[0]) if node.op_type == "Log" else None
+        if j is None or nodes[j].op_type != "Add" or consumers[nodes[j].output[0]] != 1:
+            continue
+        constant = [x for x in nodes[j].input if x in initializers
+                    and np.all(numpy_helper.to_array(initializers[x]) == 1.0)]
+        variable = [x for x in nodes[j].input if x not in constant]
+        if len(constant) == 1 and len(variable) == 1:
+            patched[i] = variable[0]
+            dropped.add(j)
+            ones.add(constant[0])
+    if not patched:
+        return 0
+    one, zero = "shoal_sublinear_one", "shoal_sublinear_zero"
+    rewritten = []
+    for i, node in enumerate(nodes):
+        if i in dropped:
+            continue
+        if i not in patched:
+            rewritten.append(node)
+            continue
+        counts, name = patched[i], node.output[0]
+        rewritten += [
+            helper.make_node("Log", [counts], [f"{name}_log"], name=f"{name}_log"),
+            helper.make_node("Add", [f"{name}_log", one], [f"{name}_plus"], name=f"{name}_plus"),
+            helper.make_node("Greater", [counts, zero], [f"{name}_seen"], name=f"{name}_seen"),
+            helper.make_node("Where", [f"{name}_seen", f"{name}_plus", zero], [name],
+                             name=f"{name}_where"),
+        ]
+    del graph.node[:]
+    graph.node.extend(rewritten)
+    # The ones vectors were as wide as the vocabulary; nothing reads them any more.
+    kept = [init for init in graph.initializer if init.name not in ones]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    graph.initializer.extend([numpy_helper.from_array(np.array(1.0, np.float32), one),
+                              numpy_helper.from_array(np.array(0.0, np.float32), zero)])
+    return len(patched)
+
+
+def make_reproducible(model: Any, name: str) -> None:
+    """Give a converted model the same bytes for the same fit: skl2onnx names the graph with a
+    random uuid and lists the opsets in set order (it changed between two runs), and a merge of
+    two models repeats the opsets and quotes the names in the graph's doc string. The graph gets
+    ``name`` and no doc string; the opsets, one per domain (the highest version), sorted."""
+    from onnx import helper
+
+    versions: dict[str, int] = {}
+    for opset in model.opset_import:
+        versions[opset.domain] = max(versions.get(opset.domain, 0), opset.version)
+    del model.opset_import[:]
+    model.opset_import.extend(helper.make_opsetid(domain, version)
+                              for domain, version in sorted(versions.items()))
+    model.graph.name = name
+    model.graph.doc_string = ""
+
+
+def convert_text_pipeline(pipeline: Any, vectorizers: Sequence[Any], *,
+                          input_name: str = "text") -> Any:
+    """skl2onnx's ONNX model of a fitted text ``pipeline`` (string input ``[n, 1]``, outputs
+    ``label`` and ``probabilities``) whose TF-IDF ``vectorizers`` are given, with the options
+    every shoal export needs and :func:`fix_sublinear_tf` applied."""
+    from skl2onnx import convert_sklearn  # type: ignore[import-untyped]
+    from skl2onnx.common.data_types import StringTensorType  # type: ignore[import-untyped]
+
+    # ORT's string normaliser needs a locale the machine has; C.UTF-8 is everywhere (without it
+    # the session failed to load on a machine with no en_US). The word pattern is given to both
+    # sides: skl2onnx would swap in its own.
+    options: dict[int, dict[str, Any]] = {
+        id(v): {"locale": "C.UTF-8"} | ({"tokenexp": v.token_pattern} if v.analyzer == "word"
+                                        else {})
+        for v in vectorizers
+    }
+    options[id(pipeline.steps[-1][1])] = {"zipmap": False}
+    try:
+        with warnings.catch_warnings():
+            # "only tokenizer='word' is fully supported": the char analyser is checked instead,
+            # by the caller's agreement check against scikit-learn.
+            warnings.simplefilter("ignore", UserWarning)
+            model = convert_sklearn(pipeline, initial_types=[(input_name,
+                                                              StringTensorType([None, 1]))],
+                                    options=options)
+    except (RuntimeError, NotImplementedError, ValueError, TypeError) as exc:
+        raise BackendError(f"skl2onnx cannot convert the pipeline ({type(exc).__name__})",
+                           backend=_EXPORT) from exc
+    make_reproducible(model, "shoal_text_classifier")
+    expected = sum(1 for v in vectorizers if v.sublinear_tf)
+    fixed = fix_sublinear_tf(model)
+    if fixed != expected:
+        raise BackendError(f"the ONNX export has {fixed} sublinear term-frequency steps for "
+                           f"{expected} vectorisers with sublinear_tf; this skl2onnx exports "
+                           f"them differently from the one shoal was written for",
+                           backend=_EXPORT)
+    return model
+
+
 # --- TF-IDF ---------------------------------------------------------------------------------------
 
 
-def tfidf_pipeline() -> Any:
+class TfidfHyperparameters(BaseModel):
+    """The tfidf-logreg recipe, recorded in its sidecar's ``hyperparameters``.
+
+    The defaults are the recipe of every tfidf-logreg model so far. C=10: on the probe, C=1 left
+    every probability near uniform (mean top 0.29 for 4 labels) and C=10 had the lowest
+    log-loss; balanced weights keep a rare label from being ignored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ngram_range: tuple[int, int] = (1, 2)
+    token_pattern: str = TOKEN_PATTERN
+    sublinear_tf: bool = False
+    C: float = Field(default=10.0, gt=0)
+    max_iter: int = Field(default=2000, ge=1)
+    class_weight: Literal["balanced"] | None = "balanced"
+
+
+def tfidf_pipeline(params: TfidfHyperparameters | None = None, *, seed: int = 0) -> Any:
     """The unfitted scikit-learn pipeline that :func:`train_text_classifier` fits."""
     from sklearn.feature_extraction.text import (  # type: ignore[import-untyped]
         TfidfVectorizer,
@@ -369,34 +523,18 @@ def tfidf_pipeline() -> Any:
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
     from sklearn.pipeline import Pipeline  # type: ignore[import-untyped]
 
-    # C=10: on the probe, C=1 left every probability near uniform (mean top 0.29 for 4 labels)
-    # and C=10 had the lowest log-loss; balanced weights keep a rare label from being ignored.
+    p = params or TfidfHyperparameters()
     return Pipeline([
-        ("tfidf", TfidfVectorizer(lowercase=True, token_pattern=TOKEN_PATTERN,
-                                  ngram_range=(1, 2))),
-        ("clf", LogisticRegression(C=10.0, max_iter=2000, class_weight="balanced")),
+        ("tfidf", TfidfVectorizer(lowercase=True, token_pattern=p.token_pattern,
+                                  ngram_range=p.ngram_range, sublinear_tf=p.sublinear_tf)),
+        # lbfgs is deterministic; the seed is passed anyway so a change of solver stays seeded.
+        ("clf", LogisticRegression(C=p.C, max_iter=p.max_iter, class_weight=p.class_weight,
+                                   random_state=seed)),
     ])
 
 
 def _export_tfidf(pipeline: Any, labels: list[str]) -> bytes:
-    from skl2onnx import convert_sklearn  # type: ignore[import-untyped]
-    from skl2onnx.common.data_types import StringTensorType  # type: ignore[import-untyped]
-
-    vectorizer, classifier = pipeline.named_steps["tfidf"], pipeline.named_steps["clf"]
-    try:
-        model = convert_sklearn(
-            pipeline,
-            initial_types=[("text", StringTensorType([None, 1]))],
-            options={
-                # ORT's string normaliser needs a locale the machine has; C.UTF-8 is everywhere
-                # (without it the session failed to load on a machine with no en_US).
-                id(vectorizer): {"locale": "C.UTF-8", "tokenexp": TOKEN_PATTERN},
-                id(classifier): {"zipmap": False},
-            },
-        )
-    except (RuntimeError, NotImplementedError, ValueError, TypeError) as exc:
-        raise BackendError(f"skl2onnx cannot convert the pipeline ({type(exc).__name__})",
-                           backend=_EXPORT) from exc
+    model = convert_text_pipeline(pipeline, [pipeline.named_steps["tfidf"]])
     _add_labels(model, labels)
     data: bytes = model.SerializeToString()
     return data
@@ -418,7 +556,8 @@ def _run_onnx(model: bytes, feed: dict[str, Any]) -> NDArray[Any]:
 
 
 def train_text_classifier(
-    data: Path, out: Path, *, test_size: float = 0.2, seed: int = 0
+    data: Path, out: Path, *, test_size: float = 0.2, seed: int = 0,
+    hyperparameters: TfidfHyperparameters | None = None,
 ) -> TrainReport:
     """Fit TF-IDF + logistic regression on ``data`` (JSONL), write ``out`` and its sidecar.
 
@@ -427,9 +566,10 @@ def train_text_classifier(
     """
     start = time.perf_counter()
     data, out = Path(data), Path(out)
+    params = hyperparameters or TfidfHyperparameters()
     examples = read_examples(data)
     train, test = split_examples(examples, test_size=test_size, seed=seed, file=str(data))
-    pipeline = tfidf_pipeline()
+    pipeline = tfidf_pipeline(params, seed=seed)
     pipeline.fit([e.text for e in train], [e.label for e in train])
     labels = [str(c) for c in pipeline.classes_]
     model = _export_tfidf(pipeline, labels)
@@ -442,7 +582,8 @@ def train_text_classifier(
 
     data_sha = file_sha256(data)
     sidecar = _write(out, model, kind=KIND_TFIDF, labels=labels, metrics=metrics,
-                     data_sha256=data_sha, n_examples=len(examples))
+                     data_sha256=data_sha, n_examples=len(examples),
+                     hyperparameters=params.model_dump(mode="json"))
     load_classifier(out)  # the loader's own checks, on the files as written
     return TrainReport(
         kind=KIND_TFIDF, model_path=out, sidecar_path=sidecar_path(out), labels=labels,
@@ -455,19 +596,7 @@ def train_text_classifier(
 
 
 def _embed_all(embedder: Embedder, texts: list[str]) -> NDArray[np.float32]:
-    if isinstance(embedder, OnnxEmbedder):
-        return embedder.embed_sync(texts)
-
-    async def embed() -> list[list[float]]:
-        return await embedder.embed(texts)
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return np.asarray(asyncio.run(embed()), dtype=np.float32)
-    # Called from async code: its loop cannot be blocked on, so run a private one in a thread.
-    with ThreadPoolExecutor(max_workers=1) as runner:
-        return np.asarray(runner.submit(asyncio.run, embed()).result(), dtype=np.float32)
+    return embed_blocking(embedder, texts)
 
 
 def _centroids(vectors: NDArray[np.float32], labels: Sequence[str],

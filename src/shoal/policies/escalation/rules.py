@@ -41,6 +41,7 @@ __all__ = [
     "EscalationPolicy",
     "EscalationSpec",
     "NodeRule",
+    "RouterRule",
     "Rules",
     "builtin_policy_names",
     "decide",
@@ -119,6 +120,18 @@ class CriticalRule(_Strict):
         return self.model_copy(update=later.model_dump(exclude_unset=True))
 
 
+class RouterRule(_Strict):
+    """A learned deferral router for the node (``router: {model: ROUTER.onnx, above: 0.3}``):
+    escalate when its P(local answer wrong) is at or above ``above``. See
+    :mod:`shoal.models.router`; ``shoal train-router`` makes the file, ``shoal calibrate
+    --router learned`` chooses ``above``."""
+
+    model: str = Field(min_length=1)
+    """The router file, relative to the policy file that names it."""
+    above: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Escalate when P(wrong) >= this; None: score only (the trace shows ``p_wrong``)."""
+
+
 class NodeRule(_Strict):
     """When one node escalates."""
 
@@ -134,6 +147,8 @@ class NodeRule(_Strict):
 
     critical: dict[str, CriticalRule] = Field(default_factory=dict)
     """Labels that escalate (or route) past the budget; see :class:`CriticalRule`."""
+    router: RouterRule | None = None
+    """A learned router; with one, ``below`` (if also set) still escalates on its own."""
 
     def merged(self, later: NodeRule) -> NodeRule:
         update: dict[str, Any] = {k: getattr(later, k) for k in later.model_fields_set}
@@ -146,7 +161,8 @@ class NodeRule(_Strict):
 
     @property
     def active(self) -> bool:
-        return self.below is not None or self.on_flag or bool(self.critical)
+        return (self.below is not None or self.on_flag or bool(self.critical)
+                or self.router is not None)
 
 
 class EscalationPolicy(_Strict):
@@ -210,6 +226,17 @@ class Rules:
     nodes the graph does not have."""
 
 
+def _anchor_router(rule: NodeRule, base_dir: Path) -> NodeRule:
+    """``rule`` with its router file made relative to its policy file's folder."""
+    if rule.router is None:
+        return rule
+    path = Path(rule.router.model).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    return rule.model_copy(update={"router": rule.router.model_copy(
+        update={"model": str(path)})})
+
+
 def _anchor_red_flags(rule: NodeRule, base_dir: Path) -> NodeRule:
     """``rule`` with each red-flag pack file made relative to its policy file's folder, and
     loaded once (SpecError when a pack is missing or wrong)."""
@@ -246,6 +273,7 @@ def resolve_rules(nodes: Mapping[str, _NodeLike], escalation: EscalationSpec | N
                 problems.append((i, f"policy {policy.name!r} has a rule for node {name!r}, "
                                     "which the graph does not have"))
                 continue
+            rule = _anchor_router(rule, path.parent)
             try:
                 rule = _anchor_red_flags(rule, path.parent)
             except SpecError as exc:
@@ -306,15 +334,15 @@ def _critical(rule: NodeRule, label: str | None, confidence: float,
 def decide(rule: NodeRule | None, *, confidence: float, flagged: bool,
            note: str | None, label: str | None = None,
            probabilities: Mapping[str, float] | None = None,
-           text: str | None = None) -> Decision:
+           text: str | None = None, p_wrong: float | None = None) -> Decision:
     """The escalation decision for one result: the agent's own flag (when the rule heeds it),
     then the confidence threshold, then the critical labels. ``note`` is the agent's reason;
     ``label``, ``probabilities`` (per label) and ``text`` (the masked working text, for red
-    flags) feed the critical labels.
+    flags) feed the critical labels; ``p_wrong`` is the node's learned router's score.
 
     A critical label that fires makes the decision critical (never held back by a budget),
     unless the agent already answered that label and nothing else wants the planner."""
-    plain = _plain(rule, confidence=confidence, flagged=flagged, note=note)
+    plain = _plain(rule, confidence=confidence, flagged=flagged, note=note, p_wrong=p_wrong)
     if rule is None or not rule.critical:
         return plain
     fired = _critical(rule, label, confidence, probabilities, text)
@@ -332,11 +360,14 @@ def decide(rule: NodeRule | None, *, confidence: float, flagged: bool,
 
 
 def _plain(rule: NodeRule | None, *, confidence: float, flagged: bool,
-           note: str | None) -> Decision:
+           note: str | None, p_wrong: float | None = None) -> Decision:
     if flagged and (rule is None or rule.on_flag):
         return Decision(True, note or "agent asked to escalate")
+    why = f" ({note})" if note else ""
+    above = rule.router.above if rule is not None and rule.router is not None else None
+    if above is not None and p_wrong is not None and p_wrong >= above:
+        return Decision(True, f"router P(wrong) {p_wrong:.3f} >= {above:g}{why}")
     below = rule.below if rule is not None else None
     if below is not None and confidence < below:
-        why = f" ({note})" if note else ""
         return Decision(True, f"confidence {confidence:.3f} below {below:g}{why}")
     return Decision(False, note)
