@@ -112,6 +112,28 @@ async def test_planner_answer_wins_and_its_failure_keeps_the_critical_label(
     assert trace.output["local_label"] != "emergency"
 
 
+async def test_an_unsure_planner_cannot_clear_a_critical_label(tmp_path: Path) -> None:
+    _, p = await p_emergency(LOW_EMERGENCY, tmp_path)
+    path = policy(tmp_path, f"{{floor: {p / 2:.4f}, clear_confidence: 0.8}}")
+
+    def unsure(_m: object) -> str:
+        return json.dumps({"answer": "routine", "label": "billing", "confidence": 0.5})
+
+    r = await shoal.Graph(triage_spec(path), models={"big": FakeBackend(handler=unsure)}
+                          ).arun(LOW_EMERGENCY)
+    trace = r.nodes[0]
+    assert trace.escalated and trace.label == "emergency" and trace.critical == "emergency"
+    assert trace.output["planner_label"] == "billing" and trace.output["label"] == "emergency"
+    assert trace.reason is not None and "does not clear 'emergency'" in trace.reason
+
+    def sure(_m: object) -> str:
+        return json.dumps({"answer": "routine", "label": "billing", "confidence": 0.85})
+
+    r = await shoal.Graph(triage_spec(path), models={"big": FakeBackend(handler=sure)}
+                          ).arun(LOW_EMERGENCY)
+    assert r.nodes[0].label == "billing" and r.nodes[0].critical == "emergency"
+
+
 async def test_route_reaches_the_emergency_route_with_no_planner_call(tmp_path: Path) -> None:
     _, p = await p_emergency(LOW_EMERGENCY, tmp_path)
     planner = FakeBackend(handler=lambda _m: answer())

@@ -165,8 +165,19 @@ class Escalator:
                            critical=decision.critical)
         label = (reply.label if reply.label is not None or decision.critical is None
                  else stands.label)
-        return Outcome(output, label, reply.confidence, True, decision.trigger,
-                       critical=decision.critical)
+        reason, confidence = decision.trigger, reply.confidence
+        if (decision.critical is not None and label != decision.critical
+                and reply.confidence < decision.clear_confidence):
+            # A planner that is not sure cannot talk a possible emergency down: the critical
+            # label stands, the planner's answer stays on record beside it.
+            output["planner_label"], output["label"] = label, decision.critical
+            reason = (f"{decision.trigger}; the planner's {label!r} at confidence "
+                      f"{reply.confidence:.2f} < {decision.clear_confidence:g} does not clear "
+                      f"{decision.critical!r}")
+            label, confidence = decision.critical, stands.confidence
+            _log.info("critical_kept", run_id=scope.run_id, record_id=scope.record_id,
+                      node=node, label=decision.critical)
+        return Outcome(output, label, confidence, True, reason, critical=decision.critical)
 
     async def _outbound_draft(self, scope: RunScope, draft: Any) -> Any:
         """The local draft, with anything the scan finds in it masked, when the planner is

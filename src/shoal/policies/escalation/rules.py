@@ -115,6 +115,10 @@ class CriticalRule(_Strict):
     red_flags: str | None = Field(default=None, min_length=1)
     """A red-flag pack: a built-in name (``clinical_red_flags``) or a file relative to the
     policy file."""
+    clear_confidence: float = Field(default=0.9, ge=0.0, le=1.0)
+    """With ``action: escalate``: the planner's answer replaces the critical label only when it
+    is at least this sure; a less sure "billing" for a possible emergency leaves it an
+    emergency (over-triage is the safe mistake). 0: the planner always decides."""
 
     def merged(self, later: CriticalRule) -> CriticalRule:
         return self.model_copy(update=later.model_dump(exclude_unset=True))
@@ -307,6 +311,8 @@ class Decision:
     may_block: bool = True
     """Whether the budget (share window, token and USD caps) may hold the escalation back; a
     critical one is counted but never held back."""
+    clear_confidence: float = 0.0
+    """For a critical escalation: how sure the planner must be to replace the critical label."""
 
     def kept(self, because: str) -> str:
         """The reason of a node that wanted the planner and kept its local answer."""
@@ -356,7 +362,8 @@ def decide(rule: NodeRule | None, *, confidence: float, flagged: bool,
         return Decision(False, trigger, critical=name, may_block=False)
     if plain.wants and plain.trigger:
         trigger = f"{trigger}; {plain.trigger}"
-    return Decision(True, trigger, critical=name, may_block=False)
+    return Decision(True, trigger, critical=name, may_block=False,
+                    clear_confidence=crit.clear_confidence)
 
 
 def _plain(rule: NodeRule | None, *, confidence: float, flagged: bool,
