@@ -65,6 +65,20 @@ def read_records(
         yield item
 
 
+def read_labelled(path: Path) -> tuple[list[Record], int]:
+    """The labelled records of a JSONL file and how many lines were bad (each one already
+    printed on stderr as FILE:LINE: reason)."""
+    records: list[Record] = []
+    bad = 0
+    for item in read_records(path, require_label=True):
+        if isinstance(item, BadLine):
+            bad += 1
+            print(item.result.error.message if item.result.error else "bad line", file=sys.stderr)
+        else:
+            records.append(item)
+    return records, bad
+
+
 def _records(path: Path, require_label: bool) -> Iterator[Record | BadLine]:
     seen: dict[str, int] = {}
     with path.open("rb") as fh:

@@ -105,8 +105,7 @@ def calibrate(
     write the threshold that is best within --target-share, with the floors, to an escalation
     policy file."""
     from shoal.cli.batch import (  # startup: batches load only when a command reads JSONL
-        BadLine,
-        read_records,
+        read_labelled,
     )
 
     configure_logging("warning", stream=sys.stderr)
@@ -122,14 +121,7 @@ def calibrate(
     graph = _load(graph_path)
     target = node or _labelled_node(graph)
     rule = graph.rules.nodes.get(target)  # the whole graph's: critical labels, red flags
-    records: list[Record] = []
-    bad = 0
-    for item in read_records(data, require_label=True):
-        if isinstance(item, BadLine):
-            bad += 1
-            _fail(item.result.error.message if item.result.error else "bad line")
-        else:
-            records.append(item)
+    records, bad = read_labelled(data)
     if not records:
         _fail(f"{data}: no labelled records")
         raise typer.Exit(2)

@@ -20,7 +20,6 @@ from shoal.cli._common import _err, _fail
 from shoal.errors import ShoalError, SpecError
 from shoal.graphs.loader import load_spec
 from shoal.graphs.node_inputs import node_inputs
-from shoal.graphs.results import Record
 from shoal.models.specs import OnnxClassifierModelSpec, resolve_path
 from shoal.models.train_router import DEFAULT_FOLDS, DEFAULT_K, train_router
 from shoal.observability.logging import configure_logging
@@ -70,8 +69,7 @@ def train_router_command(
     metrics. Use it with `router: {model: ROUTER.onnx}` in the node's escalation rule and choose
     the threshold with `shoal calibrate --router learned`."""
     from shoal.cli.batch import (  # startup: batches load only when a command reads JSONL
-        BadLine,
-        read_records,
+        read_labelled,
     )
 
     configure_logging("warning", stream=sys.stderr)
@@ -94,14 +92,7 @@ def train_router_command(
               "onnx-classifier) for a learned router")
         raise typer.Exit(2)
     model_path = resolve_path(model_spec.path, graph_path.parent)
-    records: list[Record] = []
-    bad = 0
-    for item in read_records(data, require_label=True):
-        if isinstance(item, BadLine):
-            bad += 1
-            _fail(item.result.error.message if item.result.error else "bad line")
-        else:
-            records.append(item)
+    records, bad = read_labelled(data)
     if bad:
         _fail(f"{data}: {bad} bad line(s); fix them first (a router must see all its data)")
         raise typer.Exit(2)

@@ -618,6 +618,14 @@ def _centroid_probs(vectors: NDArray[np.float32], centroids: NDArray[np.float32]
     return result
 
 
+def embedder_source(embedder: Embedder) -> tuple[str, str | None]:
+    """What a sidecar records of the embedder a model was built with: a catalog name or file
+    (``OnnxEmbedder.source``) and its sha256, or a caller-supplied embedder's name only."""
+    if isinstance(embedder, OnnxEmbedder):
+        return embedder.source, embedder.model_sha256
+    return embedder.name, None
+
+
 def _export_centroids(centroids: NDArray[np.float32], temperature: float,
                       labels: list[str]) -> bytes:
     """An ONNX head: ``embedding`` (n, dim) -> ``probabilities`` = softmax(E·Cᵀ / T), and
@@ -689,10 +697,7 @@ def build_embedding_classifier(
     metrics = _metrics([e.label for e in test], predicted, labels, len(train))
 
     data_sha = file_sha256(data)
-    if isinstance(embedder, OnnxEmbedder):
-        source, embedder_sha = embedder.source, embedder.model_sha256
-    else:
-        source, embedder_sha = embedder.name, None
+    source, embedder_sha = embedder_source(embedder)
     sidecar = _write(out, model, kind=KIND_CENTROID, labels=labels, metrics=metrics,
                      data_sha256=data_sha, n_examples=len(examples), embedder=source,
                      embedder_sha256=embedder_sha, embedder_dim=int(vectors.shape[1]),

@@ -68,6 +68,7 @@ from shoal.models.train import (
     _metrics,
     _write,
     convert_text_pipeline,
+    embedder_source,
     make_reproducible,
     read_examples,
     split_examples,
@@ -374,10 +375,7 @@ def train_ensemble_classifier(
                        member_accuracy=member_accuracy)
 
     data_sha = file_sha256(data)
-    if isinstance(embedder, OnnxEmbedder):
-        source, embedder_sha = embedder.source, embedder.model_sha256
-    else:
-        source, embedder_sha = embedder.name, None
+    source, embedder_sha = embedder_source(embedder)
     sidecar = _write(out, model, kind=KIND_ENSEMBLE, labels=labels, metrics=metrics,
                      data_sha256=data_sha, n_examples=len(examples), embedder=source,
                      embedder_sha256=embedder_sha, embedder_dim=int(vectors.shape[1]),
