@@ -104,55 +104,142 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+CASCADE_MODES = (("confidence", "confidence (shipped)"), ("learned", "learned router"),
+                 ("random", "random, same calls"), ("all_planner", "all-planner"),
+                 ("local_only", "local only"))
+"""benchmarks/cascade.py's modes, in the order the README shows them."""
+
+
+def _met(flag: bool | None) -> str:
+    return "met" if flag else "**not met**"
+
+
 def _cascade(c: dict[str, Any]) -> list[str]:
-    oracle, live = c["oracle"], c["live"]
-    modes = (("all_planner", "(a) all-planner"), ("cascade", "(b) cascade"),
-             ("random", "(c) random, same share"), ("local_only", "(d) local only"))
+    oracle, live = c["oracle"], c.get("live")
+    routers = oracle["routers"]
+    shipped = oracle["modes"]["confidence"]
+    rule = oracle.get("node_rule") or {}
+    crit = ", ".join(
+        f"{label}: P >= {spec.get('floor', 'n/a')}"
+        + (f" or a `{spec['red_flags']}` red flag" if spec.get("red_flags") else "")
+        for label, spec in (rule.get("critical") or {}).items()) or "none"
+    live_text = (f" *Live*: the embedded SmolLM2-135M behind a real llama_cpp.server, a "
+                 f"stratified subset of {live['n']}: a weak planner." if live else "")
     out = [
         "**Cascade** (`benchmarks/cascade.py`): the healthcare cascade's triage decision on the "
-        f"test split (guard -> mask -> triage; threshold below {oracle['threshold']} from "
-        f"`{oracle.get('threshold_source', 'the escalation policy')}`), four routings side by "
-        "side. *Oracle*: a planner "
-        f"returning the gold label, all {oracle['n']} messages (cost and latency per call: the "
-        "live planner's means). *Live*: the embedded SmolLM2-135M behind a real "
-        f"llama_cpp.server, a stratified subset of {live['n']}: a weak planner. (c) spends "
-        "(b)'s number of calls at random: its accuracy is the expectation, its macro-F1, cost "
-        "and latency those of one seeded draw.",
+        f"test split ({oracle['n']} messages, family-disjoint from the dev split every threshold "
+        "was chosen on; guard -> mask -> triage), five routings side by side. *Confidence* is "
+        f"the shipped policy (confidence below {oracle['threshold']} from "
+        f"`{oracle.get('threshold_source', 'the escalation policy')}`); *learned*: the learned "
+        f"deferral router's P(wrong) at or above {oracle['learned_threshold']}, chosen on dev "
+        f"for a share of {oracle['dev_choice']['target_share']:g}; *random* spends confidence's "
+        "number of planner calls at random (expected accuracy and recall); critical labels "
+        f"({crit}) escalate in every mode but local only. *Oracle*: a planner returning the "
+        f"gold label, all {oracle['n']} messages (cost and latency per call: the live "
+        f"planner's means).{live_text}",
         "",
-        "| planner | mode | n | accuracy | macro-F1 | planner share | USD / 1000 msgs | "
-        "p50 ms | p95 ms | APGR |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| planner | mode | n | accuracy | macro-F1 | planner share | emergency recall | "
+        "USD / 1000 msgs | p50 ms | p95 ms | PGR |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key, name in modes:
+    for key, name in CASCADE_MODES:
         for label, res in (("oracle", oracle), ("live", live)):
+            if res is None:
+                continue
             m = res["modes"][key]
             out.append(
                 f"| {label} | {name} | {m['n']} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
-                f"{m['planner_share']:.3f} | {m['usd_per_1000_messages']:.3f} | "
-                f"{m['latency_ms_p50']:.1f} | {m['latency_ms_p95']:.1f} | "
-                f"{_num(m.get('apgr'))} |")
-    o, lv = oracle["summary"], live["summary"]
-    met = oracle["targets"]["met"]
-    misses = ", ".join(k for k, v in met.items() if not v) or "none"
-    live_pgr = ("" if lv["pgr_defined"] else
-                " (PGR undefined: the live planner is not better than the local triage)")
+                f"{m['planner_share']:.3f} | {_num(m['emergency_recall'])} | "
+                f"{m['usd_per_1000_messages']:.3f} | {m['latency_ms_p50']:.1f} | "
+                f"{m['latency_ms_p95']:.1f} | {_num(m.get('pgr'))} |")
+    counts = oracle.get("class_counts", {})
     out += [
         "",
-        f"Oracle: APGR **{_num(c['oracle_apgr'])}** (random {_num(c['random_apgr'])}), "
-        f"CPT(50%) {_num(o['cpt50'])}, CPT(80%) {_num(o['cpt80'])}, CPT(95%) "
-        f"**{_num(c['oracle_cpt95'])}**; the cascade is above random routing at "
-        f"{oracle['above_random']['points_checked'] - oracle['above_random']['points_not_above']}"
-        f" of the {oracle['above_random']['points_checked']} shares its curve reaches. Live: "
-        f"local "
-        f"{lv['local_quality']:.3f} vs all-planner {lv['planner_quality']:.3f}, APGR "
-        f"{_num(lv['apgr'])}{live_pgr}. Path without generation: "
-        f"**{c['throughput_msgs_per_s']:.1f} msgs/s** on {oracle['machine']['cpu_count']} "
-        f"CPU cores. Targets (oracle CPT(95%) <= {oracle['targets']['wanted']['oracle_cpt95_max']}"
-        ", above random at every share, >= "
-        f"{oracle['targets']['wanted']['throughput_min_msgs_per_s']:g} msgs/s) not met: "
-        f"{misses}. Measured {oracle['machine']['date'][:10]}.",
+        "Recall per class, oracle planner (critical first):",
         "",
-        "![accuracy vs planner share](benchmarks/results/cascade.png)",
+        "| class | n | " + " | ".join(name for _, name in CASCADE_MODES) + " |",
+        "|---|---:|" + "---:|" * len(CASCADE_MODES),
+    ]
+    for label in shipped["per_class_recall"]:
+        out.append(f"| {label} | {counts.get(label, '')} | " + " | ".join(
+            f"{oracle['modes'][key]['per_class_recall'][label]:.3f}"
+            for key, _ in CASCADE_MODES) + " |")
+    out += [
+        "",
+        "Routers on the test split, oracle planner, each threshold alone (reporting only; "
+        "CPT with its bootstrap 95% interval):",
+        "",
+        "| router | APGR | CPT(50%) | CPT(80%) | CPT(90%) | CPT(95%) | AUROC | AUPRC |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, name in (("confidence", "confidence"), ("learned", "learned")):
+        r = routers[key]
+        ci = r.get("cpt_ci", {}).get("cpt95")
+        cpt95 = _num(r["cpt95"]) + (f" [{ci['low']:.3f}, {ci['high']:.3f}]" if ci else "")
+        out.append(f"| {name} | {_num(r['apgr'])} | {_num(r['cpt50'])} | {_num(r['cpt80'])} | "
+                   f"{_num(r['cpt90'])} | {cpt95} | {_num(r['auroc'])} | {_num(r['auprc'])} |")
+    out.append(f"| random | {_num(routers['confidence']['random_apgr'])} | 0.500 | 0.800 | "
+               "0.900 | 0.950 | 0.500 | |")
+    missed = shipped["missed_emergency_ids"]
+    shown_missed = (": " + ", ".join(f"`{i}`" for i in missed)) if 0 < len(missed) <= 20 else ""
+    emergencies = counts.get("emergency")
+    of = f" of {emergencies}" if emergencies else ""
+    wanted, met = c["targets"]["wanted"], c["targets"]["met"]
+    check = c.get("cross_check_triage_oracle") or {}
+    ours = check.get("this_benchmark") or {}
+    if check.get("agree") is None:
+        cross = "No `benchmarks/triage_oracle.py` results to cross-check against."
+    else:
+        source = check.get("triage_oracle_source") or {}
+        stale = ([] if source.get("ran")
+                 else (check.get("triage_oracle") or {}).get("files_changed_since") or [])
+        verdict = ("**agrees** (the same numbers and the same missed emergencies)"
+                   if check["agree"] else "**disagrees** (on "
+                   + ", ".join(check.get("differences") or {}) + ")")
+        cross = (
+            "Cross-check: the real `shoal run examples/healthcare/triage.yaml` against an "
+            "always-right planner (`benchmarks/triage_oracle.py`"
+            + (", run afresh by this benchmark" if source.get("ran") else "")
+            + f") {verdict} with this benchmark's shipped mode under that graph's rule (no "
+            f"guard): accuracy {_num(ours.get('accuracy'))} at share "
+            f"{_num(ours.get('planner_share'))}, emergency recall "
+            f"{_num(ours.get('emergency_recall'))}"
+            + (f"; its results predate changes to {', '.join(f'`{x}`' for x in stale)}"
+               if stale else "") + ".")
+    live_line = ""
+    if live:
+        lc, ls = live["routers"]["confidence"], live["modes"]["confidence"]
+        wrong = ls.get("missed_emergencies_escalated")
+        planner_wrong = (f", {wrong} of them sent to the planner, whose wrong answer wins"
+                         if wrong else "")
+        live_line = (
+            f" Live: local {lc['local_quality']:.3f} vs all-planner {lc['planner_quality']:.3f}"
+            + ("" if lc["pgr_defined"] else
+               " (PGR undefined: the live planner is not better than the local triage)")
+            + f"; shipped mode emergency recall {_num(ls['emergency_recall'])} "
+            f"({ls['missed_emergencies']} missed{planner_wrong}).")
+    out += [
+        "",
+        f"Shipped mode, oracle planner: accuracy **{shipped['accuracy']:.3f}** at planner share "
+        f"**{shipped['planner_share']:.3f}**, emergency recall "
+        f"**{_num(shipped['emergency_recall'])}**, **{shipped['missed_emergencies']}"
+        f"{of} emergencies missed**{shown_missed}. Learned router mode: accuracy "
+        f"{c['learned_accuracy']:.3f} at share {c['learned_planner_share']:.3f} (its threshold "
+        f"sent {oracle['dev_choice']['learned']['share']:.3f} of dev), emergency recall "
+        f"{_num(oracle['modes']['learned']['emergency_recall'])}. No router reaches "
+        f"CPT(95%) below 0.95 x the local error rate = {_num(c['cpt95_floor'])}.{live_line} "
+        f"Path without generation: **{c['throughput_msgs_per_s']:.1f} msgs/s** on "
+        f"{oracle['machine']['cpu_count']} CPU cores.",
+        "",
+        f"Targets (issue 13): emergency recall >= {wanted['emergency_recall_min']}: "
+        f"{_met(met['emergency_recall'])}; accuracy >= {wanted['accuracy_min']} at planner "
+        f"share <= {wanted['planner_share_max']}: {_met(met['accuracy_at_share'])}; learned "
+        f"CPT(95%) <= {wanted['learned_cpt95_max']}: {_met(met['learned_cpt95'])} (stretch "
+        f"{wanted['learned_cpt95_stretch']}: {_met(met['learned_cpt95_stretch'])}); "
+        f">= {wanted['throughput_min_msgs_per_s']:g} msgs/s: {_met(met['throughput'])}. "
+        f"{cross} Measured {oracle['machine']['date'][:10]}.",
+        "",
+        "![PGR vs planner share of both routers](benchmarks/results/cascade.png)",
         "",
     ]
     return out
