@@ -72,6 +72,7 @@ from oracle_planner import (  # the sibling test double, whether run as a script
     read_records,
     serve_oracle,
 )
+from serve_load import shoal_command
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPH = ROOT / "examples/healthcare/triage.yaml"
@@ -110,17 +111,6 @@ class Scored:
     @property
     def correct(self) -> bool:
         return self.predicted == self.gold
-
-
-def shoal_command() -> list[str]:
-    """The ``shoal`` console script of this interpreter's environment."""
-    script = Path(sys.executable).parent / "shoal"
-    if script.is_file():
-        return [str(script)]
-    found = shutil.which("shoal")
-    if found is None:
-        raise SystemExit("no `shoal` command next to this interpreter or on PATH")
-    return [found]
 
 
 def shown(path: Path) -> str:

@@ -10,8 +10,10 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
+from shoal.errors import SourceLocation, SpecError, SpecIssue
+
 __all__ = ["AGENT_DATA", "PACKS", "POLICIES", "RED_FLAG_PACKS", "builtin_file", "builtin_names",
-           "builtin_path"]
+           "builtin_path", "builtin_or_file"]
 
 PACKS = ("shoal.policies.privacy", "packs")
 """Identifier packs (``packs: [hipaa_safe_harbor]``)."""
@@ -19,6 +21,7 @@ POLICIES = ("shoal.policies.escalation", "policies")
 """Escalation policies (``escalation: {policies: [planner_share_20]}``)."""
 RED_FLAG_PACKS = ("shoal.policies.escalation", "red_flags_packs")
 """Red-flag packs (``critical: {emergency: {red_flags: clinical_red_flags}}``)."""
+REPLY_CLAIM_PACKS = ("shoal.policies.replies", "packs")  # forbidden-claims packs (replies)
 AGENT_DATA = ("shoal.agents", "data")
 """Agents' own data: the input guard's trained model, the validator's dose table."""
 
@@ -43,3 +46,19 @@ def builtin_file(where: tuple[str, str], name: str, suffix: str = ".yaml") -> Pa
     """The built-in file ``name`` in ``where``, or None when there is none by that name."""
     path = builtin_path(where, f"{name}{suffix}")
     return path if path.is_file() else None
+
+
+def builtin_or_file(where: tuple[str, str], entry: str, base_dir: Path | None, what: str) -> Path:
+    """Where a YAML entry naming a ``what`` is: a file (a ``.yaml`` ending or a ``/``; relative
+    to ``base_dir``, the file that names it) or a built-in name in ``where``. SpecError for a
+    name that is neither, listing the built-in ones."""
+    if entry.endswith((".yaml", ".yml")) or "/" in entry:
+        path = Path(entry).expanduser()
+        return path if path.is_absolute() or base_dir is None else base_dir / path
+    found = builtin_file(where, entry)
+    if found is None:
+        known = ", ".join(builtin_names(where)) or "none"
+        raise SpecError([SpecIssue(SourceLocation(f"<{what} {entry}>"), "",
+                                   f"no built-in {what} {entry!r} (built-in: {known}; a file "
+                                   "needs a .yaml ending)")])
+    return found

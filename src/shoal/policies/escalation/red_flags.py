@@ -28,8 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shoal.errors import SourceLocation, SpecError, SpecIssue
-from shoal.resources import RED_FLAG_PACKS, builtin_file, builtin_names
+from shoal.resources import RED_FLAG_PACKS, builtin_names, builtin_or_file
 from shoal.yaml_source import load_yaml_model
 
 __all__ = [
@@ -127,16 +126,7 @@ def builtin_red_flag_names() -> list[str]:
 def red_flags_path(entry: str, base_dir: Path | None) -> Path:
     """Where a ``red_flags:`` entry is: a built-in name, or a path relative to ``base_dir`` (the
     file that names it). Raises SpecError for a name that is neither."""
-    if entry.endswith((".yaml", ".yml")) or "/" in entry:
-        path = Path(entry).expanduser()
-        return path if path.is_absolute() or base_dir is None else base_dir / path
-    found = builtin_file(RED_FLAG_PACKS, entry)
-    if found is None:
-        known = ", ".join(builtin_red_flag_names()) or "none"
-        raise SpecError([SpecIssue(SourceLocation(f"<red flags {entry}>"), "",
-                                   f"no built-in red-flag pack {entry!r} (built-in: {known}; a "
-                                   "file needs a .yaml ending)")])
-    return found
+    return builtin_or_file(RED_FLAG_PACKS, entry, base_dir, "red-flag pack")
 
 
 def load_red_flags(path: Path, label: str | None = None) -> RedFlagPack:

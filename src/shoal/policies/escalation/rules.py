@@ -27,10 +27,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shoal.errors import SourceLocation, SpecError, SpecIssue
+from shoal.errors import SpecError
 from shoal.policies.escalation.budget import BudgetSpec
 from shoal.policies.escalation.red_flags import matcher_for, red_flags_path
-from shoal.resources import POLICIES, builtin_file, builtin_names
+from shoal.resources import POLICIES, builtin_names, builtin_or_file
 from shoal.yaml_source import load_yaml_model
 
 __all__ = [
@@ -199,16 +199,7 @@ def builtin_policy_names() -> list[str]:
 def policy_path(entry: str, base_dir: Path | None) -> Path:
     """Where an ``escalation.policies`` entry is: a built-in name, or a path relative to the
     graph file. Raises SpecError for a name that is neither."""
-    if entry.endswith((".yaml", ".yml")) or "/" in entry:
-        path = Path(entry).expanduser()
-        return path if path.is_absolute() or base_dir is None else base_dir / path
-    found = builtin_file(POLICIES, entry)
-    if found is None:
-        known = ", ".join(builtin_policy_names()) or "none"
-        raise SpecError([SpecIssue(SourceLocation(f"<policy {entry}>"), "",
-                                   f"no built-in escalation policy {entry!r} (built-in: {known}; "
-                                   "a file needs a .yaml ending)")])
-    return found
+    return builtin_or_file(POLICIES, entry, base_dir, "escalation policy")
 
 
 class _NodeLike(Protocol):
