@@ -11,7 +11,8 @@ import pytest
 import shoal
 
 PUBLIC_MODULES = ["shoal", "shoal.agents", "shoal.graphs", "shoal.models", "shoal.observability",
-                  "shoal.policies.escalation", "shoal.policies.privacy"]
+                  "shoal.policies.escalation", "shoal.policies.privacy",
+                  "shoal.policies.replies"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from shoal.errors import SourceLocation, SpecError, SpecIssue
 
-__all__ = ["AGENT_DATA", "PACKS", "POLICIES", "RED_FLAG_PACKS", "builtin_file", "builtin_names",
+__all__ = ["AGENT_DATA", "PACKS", "POLICIES", "RED_FLAG_PACKS", "REPLY_CLAIM_PACKS", "builtin_file",
+           "builtin_names",
            "builtin_path", "builtin_or_file"]
 
 PACKS = ("shoal.policies.privacy", "packs")
@@ -21,7 +22,8 @@ POLICIES = ("shoal.policies.escalation", "policies")
 """Escalation policies (``escalation: {policies: [planner_share_20]}``)."""
 RED_FLAG_PACKS = ("shoal.policies.escalation", "red_flags_packs")
 """Red-flag packs (``critical: {emergency: {red_flags: clinical_red_flags}}``)."""
-REPLY_CLAIM_PACKS = ("shoal.policies.replies", "packs")  # forbidden-claims packs (replies)
+REPLY_CLAIM_PACKS = ("shoal.policies.replies", "packs")
+"""Forbidden-claims packs for the reply checker (``forbidden_claims``)."""
 AGENT_DATA = ("shoal.agents", "data")
 """Agents' own data: the input guard's trained model, the validator's dose table."""
 

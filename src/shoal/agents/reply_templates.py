@@ -41,13 +41,13 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shoal.errors import ShoalError, SourceLocation, SpecError, SpecIssue
+from shoal.errors import ShoalError
 from shoal.policies.privacy.vault import TOKEN
-from shoal.resources import builtin_file, builtin_names
+from shoal.resources import builtin_names, builtin_or_file
 from shoal.yaml_source import load_yaml_model
 
 __all__ = [
@@ -201,25 +201,27 @@ class ReplyPack(_Strict):
     description: str | None = None
     greeting: Sentence | None = None
     footer: Sentence | None = None
-    replies: dict[str, ReplyTemplate]
+    replies: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], ReplyTemplate]
+    """Templates by class (a triage label), plus ``emergency`` and ``crisis``."""
 
-    @model_validator(mode="after")
-    def _check(self) -> ReplyPack:
-        for key in self.replies:
-            if not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
-                raise ValueError(f"class {key!r}: use letters, digits, '_', '.' or '-'")
-        missing = [k for k in (EMERGENCY, CRISIS) if k not in self.replies]
+    @field_validator("replies")
+    @classmethod
+    def _safety_replies(cls, replies: dict[str, ReplyTemplate]) -> dict[str, ReplyTemplate]:
+        missing = [k for k in (EMERGENCY, CRISIS) if k not in replies]
         if missing:
             raise ValueError(f"replies needs {' and '.join(map(repr, missing))}: every pack "
                              "carries the fixed emergency reply and the crisis reply")
         for key in (EMERGENCY, CRISIS):
-            if self.replies[key].personalise:
+            if replies[key].personalise:
                 raise ValueError(f"{key!r} is fixed wording: personalise must be false")
-        for part, sentence in (("greeting", self.greeting), ("footer", self.footer)):
-            if sentence is not None and any("personal" in v.requires
-                                            for v in sentence.variants()):
-                raise ValueError(f"the {part} cannot use the {{personal}} slot")
-        return self
+        return replies
+
+    @field_validator("greeting", "footer")
+    @classmethod
+    def _no_personal(cls, sentence: Sentence | None) -> Sentence | None:
+        if sentence is not None and any("personal" in v.requires for v in sentence.variants()):
+            raise ValueError("the greeting and footer cannot use the {personal} slot")
+        return sentence
 
     @property
     def labels(self) -> list[str]:
@@ -235,9 +237,11 @@ class ReplyPack(_Strict):
         """The reply for ``label`` with ``slots`` filled; the crisis reply when ``crisis``.
 
         ``slots`` maps slot names (not ``personal``) to unmasked values; ``None`` or blank means
-        missing. ``personal`` is the model's one sentence, used only where the template allows
-        it. Raises :class:`ReplyFillError` for an unknown label or slot, or a value that looks
-        like a pseudonym or placeholder, is multi-line or is too long.
+        missing; whitespace and line breaks in a value are collapsed. ``personal`` is the
+        model's one sentence, used only where the template allows it (elsewhere it is ignored,
+        and ``personalised`` is False). Raises :class:`ReplyFillError` for an unknown label or
+        slot, or a value (``personal`` included) that looks like a pseudonym or placeholder or is
+        too long: the caller then fills again without it.
         """
         key = CRISIS if crisis else label
         template = self.replies.get(key)
@@ -312,16 +316,7 @@ def builtin_reply_template_names() -> list[str]:
 def reply_templates_path(entry: str, base_dir: Path | None) -> Path:
     """Where a templates entry is: a built-in name, or a path relative to ``base_dir`` (the file
     that names it). Raises SpecError for a name that is neither."""
-    if entry.endswith((".yaml", ".yml")) or "/" in entry:
-        path = Path(entry).expanduser()
-        return path if path.is_absolute() or base_dir is None else base_dir / path
-    found = builtin_file(REPLY_TEMPLATE_PACKS, entry)
-    if found is None:
-        known = ", ".join(builtin_reply_template_names()) or "none"
-        raise SpecError([SpecIssue(SourceLocation(f"<reply templates {entry}>"), "",
-                                   f"no built-in reply-template pack {entry!r} (built-in: "
-                                   f"{known}; a file needs a .yaml ending)")])
-    return found
+    return builtin_or_file(REPLY_TEMPLATE_PACKS, entry, base_dir, "reply-template pack")
 
 
 def load_reply_templates(path: Path, label: str | None = None) -> ReplyPack:

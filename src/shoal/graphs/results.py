@@ -104,6 +104,12 @@ class RunResult(_Frozen):
     run_id: str | None = None
     latency_ms: float | None = None
     cost: RunCost | None = None
+    reply: str | None = Field(default=None, exclude=True, repr=False)
+    """The answer for the sender of the input (the output, or its ``answer``), with the
+    sender's own values put back in place of their pseudonyms (``[NAME_1]`` -> their name).
+    Only for the reply that goes back to them (``shoal serve`` returns it): it is never
+    serialized, so result files, logs and reports stay masked. None when refused, failed or
+    without an answer."""
 
 
 class Record(_Frozen):

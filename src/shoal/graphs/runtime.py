@@ -195,7 +195,7 @@ class Graph:
         scope = RunScope(run_id, record_id)
         try:
             final = await self._compiled.graph.ainvoke(self._initial(text, scope), self._config())
-            result = self._result(final, record_id, run_id, start)
+            result = self._result(final, record_id, run_id, start, scope)
         except Exception as exc:  # a graph fault fails this record only
             info = ErrorInfo(code=ErrorCode.AGENT_FAILED,
                              message=f"graph failed: {type(exc).__name__}")
@@ -240,6 +240,7 @@ class Graph:
                     for trace in update.get("results", {}).values():
                         yield NodeEvent.model_construct(run_id=run_id, record_id=record_id,
                                                         **dict(trace))
+            result = self._result(merged, record_id, run_id, start, scope)  # vault still open
         except Exception as exc:
             info = ErrorInfo(code=ErrorCode.AGENT_FAILED,
                              message=f"graph failed: {type(exc).__name__}")
@@ -247,7 +248,7 @@ class Graph:
             return
         finally:
             scope.close()
-        yield self._result(merged, record_id, run_id, start)
+        yield result
 
     # --- batches --------------------------------------------------------------------------------
 
@@ -331,7 +332,8 @@ class Graph:
     # --- results --------------------------------------------------------------------------------
 
     def _result(
-        self, final: Mapping[str, Any], record_id: str, run_id: str, start: float
+        self, final: Mapping[str, Any], record_id: str, run_id: str, start: float,
+        scope: RunScope | None = None,
     ) -> RunResult:
         records: dict[str, NodeTrace] = final.get("results", {})
         order = list(records)
@@ -354,8 +356,16 @@ class Graph:
         else:
             output_record = records.get(order[-1]) if order else None
         output = output_record.output if output_record is not None else None
+        reply = None
+        if scope is not None and status != "refused":
+            answer = output if isinstance(output, str) else (
+                output.get("answer") if isinstance(output, dict) else None)
+            # The run's vault holds only the sender's own values: reversing its pseudonyms
+            # gives them back to the one person who wrote them, in this reply only.
+            reply = scope.vault.unmask(answer) if isinstance(answer, str) and answer else None
         return RunResult(id=record_id, run_id=run_id, status=status, output=output, nodes=nodes,
-                         latency_ms=latency_ms, cost=_cost(records.values(), latency_ms))
+                         latency_ms=latency_ms, cost=_cost(records.values(), latency_ms),
+                         reply=reply)
 
 
 def _cost(traces: Iterable[NodeTrace], latency_ms: float) -> RunCost:

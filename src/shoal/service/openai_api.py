@@ -1,9 +1,10 @@
 """The OpenAI-compatible face of ``shoal serve``: ``POST /v1/chat/completions``.
 
 The last ``user`` message is the input of one run; earlier messages are not sent anywhere (the
-graph has no notion of a conversation). The reply's ``content`` is the graph's answer: its output
-when that is a string, else ``output["answer"]`` when that is a string, else a short fixed text
-(refused, held for review, failed, or an output with no answer in it): never the input. shoal's
+graph has no notion of a conversation). The reply's ``content`` is the graph's answer for its
+sender (``RunResult.reply``: the output, or ``output["answer"]``, with the sender's own values
+back in place of their pseudonyms), else a short fixed text (refused, held for review, failed,
+or an output with no answer in it): never the input itself. shoal's
 own details ride along in an extension field ``shoal`` (id, run id, status, nodes, cost, error).
 
 .. versionadded:: 0.1.0
@@ -70,6 +71,8 @@ def answer_text(result: RunResult) -> str:
         return REFUSED_TEXT
     if result.status == "error":
         return ERROR_TEXT
+    if result.reply:
+        return result.reply  # the sender's own values back in place of their pseudonyms
     output = result.output
     if isinstance(output, str) and output:
         return output

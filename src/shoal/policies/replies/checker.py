@@ -47,8 +47,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shoal.errors import SourceLocation, SpecError, SpecIssue
-from shoal.resources import REPLY_CLAIM_PACKS, builtin_file, builtin_names
+from shoal.resources import REPLY_CLAIM_PACKS, builtin_names, builtin_or_file
 from shoal.yaml_source import load_yaml_model
 
 __all__ = [
@@ -329,16 +328,7 @@ def builtin_claims_names() -> list[str]:
 def claims_path(entry: str, base_dir: Path | None = None) -> Path:
     """Where a claims pack is: a built-in name, or a path (relative to ``base_dir``). Raises
     SpecError for a name that is neither."""
-    if entry.endswith((".yaml", ".yml")) or "/" in entry:
-        path = Path(entry).expanduser()
-        return path if path.is_absolute() or base_dir is None else base_dir / path
-    found = builtin_file(REPLY_CLAIM_PACKS, entry)
-    if found is None:
-        known = ", ".join(builtin_claims_names()) or "none"
-        raise SpecError([SpecIssue(SourceLocation(f"<forbidden claims {entry}>"), "",
-                                   f"no built-in forbidden-claims pack {entry!r} (built-in: "
-                                   f"{known}; a file needs a .yaml ending)")])
-    return found
+    return builtin_or_file(REPLY_CLAIM_PACKS, entry, base_dir, "forbidden-claims pack")
 
 
 def load_claims(path: Path, label: str | None = None) -> ClaimsPack:
