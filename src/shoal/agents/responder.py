@@ -8,10 +8,15 @@ belongs to the escalation policy.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import Field
 
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
+from shoal.agents.reply_templates import ReplyFillError, templates_for
 from shoal.models.base import Generator, Message
+from shoal.policies.escalation.red_flags import matcher_for
 
 SYSTEM = (
     "You are a clinic's patient-message assistant. Write a short, kind reply to the patient. "
@@ -31,6 +36,14 @@ class ResponderConfig(AgentConfig):
     uncertain_labels: list[str] = Field(default_factory=lambda: ["symptom_report"])
     """Labels whose replies need judgement a small model lacks: confidence is capped."""
     base_confidence: float = Field(default=0.8, ge=0.0, le=1.0)
+    templates: str | None = None
+    """A reply-templates pack (``clinic_replies``): the reply is the class's reviewed template,
+    filled from local specialists (the drug and dose the validator found), not model text. A
+    message on which a crisis red flag fires gets the crisis reply (988, 911) whatever its
+    class. None: the model writes the reply."""
+    red_flags: str = "clinical_red_flags"
+    """The red-flag pack whose ``crisis_flags`` call for the crisis reply."""
+    crisis_flags: list[str] = Field(default_factory=lambda: ["suicidal", "means_plan"])
 
 
 class Responder(Agent):
@@ -51,8 +64,47 @@ class Responder(Agent):
                 return result.label
         return None
 
+    def _slots(self, ctx: AgentContext) -> dict[str, str | None]:
+        """Template slots from earlier specialists: the one drug and the one dose the
+        validator found (several are left out: the template then reads without them)."""
+        slots: dict[str, str | None] = {}
+        for result in ctx.results.values():
+            out = result.output
+            if isinstance(out, Mapping) and "medications" in out and "doses" in out:
+                meds: list[Any] = list(out.get("medications") or [])
+                doses: list[Any] = list(out.get("doses") or [])
+                if len(meds) == 1 and isinstance(meds[0], Mapping):
+                    slots["drug"] = str(meds[0].get("name") or "") or None
+                if len(doses) == 1 and isinstance(doses[0], Mapping):
+                    value, unit = doses[0].get("value"), doses[0].get("unit")
+                    if isinstance(value, int | float) and isinstance(unit, str):
+                        slots["dose"] = f"{value:g} {unit}"
+        return slots
+
+    def _templated(self, ctx: AgentContext, label: str | None) -> AgentResult:
+        assert self.config.templates is not None
+        pack = templates_for(self.config.templates)
+        fired = matcher_for(self.config.red_flags).fired(ctx.text)
+        crisis = any(flag in self.config.crisis_flags for flag in fired)
+        key = label if label in pack.labels else None
+        if key is None and not crisis:
+            return AgentResult(output="", label=label, confidence=0.0,
+                               reason=f"no template for label {label!r}")
+        slots = self._slots(ctx)
+        try:
+            filled = pack.fill(key or "", slots, crisis=crisis)
+        except ReplyFillError:
+            # A slot value the pack refuses (odd characters from the validator): the template
+            # reads without slots.
+            filled = pack.fill(key or "", {}, crisis=crisis)
+        why = f"template {filled.template_id} v{filled.version}"
+        return AgentResult(output=filled.text, label=label, confidence=1.0,
+                           reason=f"{why} (crisis red flag)" if crisis else why)
+
     async def run(self, ctx: AgentContext) -> AgentResult:
         label = self._label(ctx)
+        if self.config.templates is not None:
+            return self._templated(ctx, label)
         topic = f"The message was classified as: {label}.\n" if label else ""
         messages: list[Message] = [
             {"role": "system", "content": self.config.system},
