@@ -37,7 +37,6 @@ a patient. Values are put in as they are, never parsed as templates themselves.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shoal.errors import ShoalError
+from shoal.policies.patterns import load_once
 from shoal.policies.privacy.vault import TOKEN
 from shoal.resources import builtin_names, builtin_or_file
 from shoal.yaml_source import load_yaml_model
@@ -325,18 +325,8 @@ def load_reply_templates(path: Path, label: str | None = None) -> ReplyPack:
     return load_yaml_model(path, label or str(path), ReplyPack, "reply-template pack", _refuse)
 
 
-_cache: dict[Path, ReplyPack] = {}
-_cache_lock = threading.Lock()
-
-
 def templates_for(entry: str = "clinic_replies", base_dir: Path | None = None) -> ReplyPack:
     """The pack ``entry`` names (loaded once per file); SpecError when it is missing or wrong."""
     where = reply_templates_path(entry, base_dir)
     path = where.resolve()
-    with _cache_lock:
-        found = _cache.get(path)
-    if found is not None:
-        return found
-    pack = load_reply_templates(path, str(where))
-    with _cache_lock:
-        return _cache.setdefault(path, pack)
+    return load_once("reply_templates", path, lambda: load_reply_templates(path, str(where)))

@@ -22,12 +22,12 @@ working text, which a masker has already masked.
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shoal.policies.patterns import Negation, PatternEntry, PatternMatcher, load_once
 from shoal.resources import RED_FLAG_PACKS, builtin_names, builtin_or_file
 from shoal.yaml_source import load_yaml_model
 
@@ -56,40 +56,12 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(_REPEAT_PATTERN.sub(r"\1", pattern), re.IGNORECASE)
 
 
-def _valid_regex(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            _compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-    return value
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
-class RedFlag(_Strict):
+class RedFlag(PatternEntry):
     """One red flag: a name the trace shows and a regular expression."""
-
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    pattern: str = Field(min_length=1)
-
-    _check = field_validator("pattern")(_valid_regex)
-
-
-class Negation(_Strict):
-    """When a match does not count."""
-
-    before_words: int = Field(default=4, ge=0)
-    before: str | None = None
-    """Cues that negate a match among the ``before_words`` words before it in its clause."""
-    after: str | None = None
-    """Cues that negate a match in the rest of its clause ("is gone", "went away")."""
-    clause_split: str | None = None
-    """Where a clause ends; default: the whole text is one clause."""
-
-    _check = field_validator("before", "after", "clause_split")(_valid_regex)
 
 
 class RedFlagPack(_Strict):
@@ -134,41 +106,12 @@ def load_red_flags(path: Path, label: str | None = None) -> RedFlagPack:
     return load_yaml_model(path, label or str(path), RedFlagPack, "red-flag pack", _refuse)
 
 
-class RedFlagMatcher:
+class RedFlagMatcher(PatternMatcher):
     """A compiled pack: :meth:`fired` names the flags that match a text, negation applied."""
 
     def __init__(self, pack: RedFlagPack) -> None:
+        super().__init__(pack.flags, pack.negation, compile=_compile, normalise=normalise)
         self.pack = pack
-        self._flags = [(f.name, _compile(f.pattern)) for f in pack.flags]
-        neg = pack.negation
-        self._before_words = neg.before_words
-        self._before = _compile(neg.before) if neg.before else None
-        self._after = _compile(neg.after) if neg.after else None
-        self._split = re.compile(neg.clause_split, re.IGNORECASE) if neg.clause_split else None
-
-    def _clause_before(self, text: str) -> str:
-        return self._split.split(text)[-1] if self._split is not None else text
-
-    def _clause_after(self, text: str) -> str:
-        return self._split.split(text)[0] if self._split is not None else text
-
-    def _negated(self, text: str, start: int, end: int) -> bool:
-        if self._before is not None and self._before_words:
-            words = self._clause_before(text[:start]).split()[-self._before_words:]
-            if self._before.search(" ".join(words)):
-                return True
-        return self._after is not None and bool(
-            self._after.search(self._clause_after(text[end:])))
-
-    def fired(self, text: str) -> list[str]:
-        """Names of the flags with at least one match that is not negated, in pack order."""
-        t = normalise(text)
-        return [name for name, rx in self._flags
-                if any(not self._negated(t, m.start(), m.end()) for m in rx.finditer(t))]
-
-
-_cache: dict[Path, RedFlagMatcher] = {}
-_cache_lock = threading.Lock()
 
 
 def matcher_for(entry: str, base_dir: Path | None = None) -> RedFlagMatcher:
@@ -176,10 +119,5 @@ def matcher_for(entry: str, base_dir: Path | None = None) -> RedFlagMatcher:
     wrong."""
     where = red_flags_path(entry, base_dir)
     path = where.resolve()
-    with _cache_lock:
-        found = _cache.get(path)
-    if found is not None:
-        return found
-    matcher = RedFlagMatcher(load_red_flags(path, str(where)))
-    with _cache_lock:
-        return _cache.setdefault(path, matcher)
+    return load_once("red_flags", path,
+                     lambda: RedFlagMatcher(load_red_flags(path, str(where))))

@@ -38,15 +38,15 @@ like the built-in ones.
 from __future__ import annotations
 
 import re
-import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shoal.policies.patterns import Negation, PatternEntry, PatternMatcher, load_once
 from shoal.resources import REPLY_CLAIM_PACKS, builtin_names, builtin_or_file
 from shoal.yaml_source import load_yaml_model
 
@@ -258,40 +258,16 @@ def _check_repetition(reply: str, limits: ReplyLimits) -> list[ReplyFailure]:
 # ------------------------------------------------------------------------------ claims pack
 
 
-def _valid_regex(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-    return value
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
-class ForbiddenClaim(_Strict):
+class ForbiddenClaim(PatternEntry):
     """One forbidden claim: a name the verdict shows and a regular expression."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    pattern: str = Field(min_length=1)
 
-    _check = field_validator("pattern")(_valid_regex)
-
-
-class ClaimNegation(_Strict):
-    """When a match does not count ("we cannot offer a discount")."""
-
-    before_words: int = Field(default=4, ge=0)
-    before: str | None = None
-    """Cues that negate a match among the ``before_words`` words before it in its clause."""
-    after: str | None = None
-    """Cues that negate a match in the rest of its clause."""
-    clause_split: str | None = None
-    """Where a clause ends; default: the whole reply is one clause."""
-
-    _check = field_validator("before", "after", "clause_split")(_valid_regex)
+ClaimNegation = Negation
+"""When a match does not count ("we cannot offer a discount")."""
 
 
 class ClaimsPack(_Strict):
@@ -341,37 +317,12 @@ def _normalise(text: str) -> str:
     return text.lower().replace("\u2019", "'")
 
 
-class ClaimMatcher:
+class ClaimMatcher(PatternMatcher):
     """A compiled pack: :meth:`fired` names the claims a reply makes, negation applied."""
 
     def __init__(self, pack: ClaimsPack) -> None:
+        super().__init__(pack.claims, pack.negation, normalise=_normalise)
         self.pack = pack
-        self._claims = [(c.name, re.compile(c.pattern, re.IGNORECASE)) for c in pack.claims]
-        neg = pack.negation
-        self._before_words = neg.before_words
-        self._before = re.compile(neg.before, re.IGNORECASE) if neg.before else None
-        self._after = re.compile(neg.after, re.IGNORECASE) if neg.after else None
-        self._split = re.compile(neg.clause_split, re.IGNORECASE) if neg.clause_split else None
-
-    def _negated(self, text: str, start: int, end: int) -> bool:
-        if self._before is not None and self._before_words:
-            clause = self._split.split(text[:start])[-1] if self._split else text[:start]
-            if self._before.search(" ".join(clause.split()[-self._before_words:])):
-                return True
-        if self._after is None:
-            return False
-        rest = self._split.split(text[end:])[0] if self._split else text[end:]
-        return bool(self._after.search(rest))
-
-    def fired(self, text: str) -> list[str]:
-        """Names of the claims with at least one match that is not negated, in pack order."""
-        t = _normalise(text)
-        return [name for name, rx in self._claims
-                if any(not self._negated(t, m.start(), m.end()) for m in rx.finditer(t))]
-
-
-_cache: dict[Path, ClaimMatcher] = {}
-_cache_lock = threading.Lock()
 
 
 def claims_matcher(entry: str = DEFAULT_CLAIMS, base_dir: Path | None = None) -> ClaimMatcher:
@@ -379,13 +330,8 @@ def claims_matcher(entry: str = DEFAULT_CLAIMS, base_dir: Path | None = None) ->
     wrong."""
     where = claims_path(entry, base_dir)
     path = where.resolve()
-    with _cache_lock:
-        found = _cache.get(path)
-    if found is not None:
-        return found
-    matcher = ClaimMatcher(load_claims(path, str(where)))
-    with _cache_lock:
-        return _cache.setdefault(path, matcher)
+    return load_once("forbidden_claims", path,
+                     lambda: ClaimMatcher(load_claims(path, str(where))))
 
 
 def _check_claims(reply: str, claims: ClaimMatcher) -> list[ReplyFailure]:
