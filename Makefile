@@ -68,6 +68,7 @@ bench: venv
 	$(PY) benchmarks/models.py
 	$(PY) benchmarks/masking.py
 	$(PY) benchmarks/cascade.py
+	$(PY) benchmarks/replies.py --baseline --fresh-seed 20261202
 	$(PY) benchmarks/soak.py
 	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/readme_results.py

@@ -89,6 +89,9 @@ def render() -> str:
     cascade = _load("cascade.json")
     if cascade:
         out += _cascade(cascade)
+    replies = _load("replies.json")
+    if replies:
+        out += _replies(replies)
     soak = _load("soak.json")
     if soak:
         out += _soak(soak)
@@ -242,6 +245,88 @@ def _cascade(c: dict[str, Any]) -> list[str]:
         "![PGR vs planner share of both routers](benchmarks/results/cascade.png)",
         "",
     ]
+    return out
+
+
+REPLY_SOURCES = ("template", "personalised", "planner", "model")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _reply_block(text: str | None) -> str:
+    """A reply or message as one table-safe line (masked text; pipes and breaks escaped)."""
+    if not text:
+        return ""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _replies(r: dict[str, Any]) -> list[str]:
+    t = r["templates"]
+    cal = r.get("on_topic") or {}
+    out = [
+        "**Replies** (`benchmarks/replies.py`): what patients receive from the healthcare "
+        f"cascade on the whole test split ({t['n']} messages, embedded models, oracle planner), "
+        "graded by `benchmarks/reply_grader.py`, a checker written from the issue alone that "
+        "imports nothing from shoal, against each message's gold class. *Sent*: a reply went "
+        "out; *held*: the compliance checker held it for a person; *refused*: the input guard "
+        "refused the message.",
+        "",
+        "| run | sent | fit to send (of sent) | held (injection, off-topic aside) | "
+        "911/988 where needed | planner share | template | personalised | planner | model |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    seed = (r.get("fresh_seed") or {}).get("seed")
+    for key, name in (("templates", "templates first (shipped)"),
+                      ("fresh_seed", f"templates first, generator seed {seed} never used "
+                                     "before (test families)"),
+                      ("baseline_free_text", "before: SmolLM2 writes the answer node's reply")):
+        run = r.get(key)
+        if not run:
+            continue
+        src = run["sources"]
+        out.append(
+            f"| {name} | {run['sent']} | {_pct(run['fit_share_of_sent'])} | "
+            f"{_pct(run['held_share'])} | {_pct(run['pointer_share'])} of "
+            f"{run['pointer_needed']} | {_pct(run['planner_share'])} | "
+            + " | ".join(str(src.get(k, 0)) for k in REPLY_SOURCES) + " |")
+    out += ["", "Per class, templates first:", "",
+            "| class | n | sent | held | refused | fit of sent | personalised | problems |",
+            "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for label, c in t["per_class"].items():
+        o = c["outcomes"]
+        problems = ", ".join(f"{k} {v}" for k, v in c["problems"].items()) or "none"
+        out.append(f"| {label} | {c['n']} | {o.get('sent', 0)} | {o.get('held', 0)} | "
+                   f"{o.get('refused', 0)} | {_pct(c['fit_share_of_sent'])} | "
+                   f"{c['sources'].get('personalised', 0)} | {problems} |")
+    met = t["targets_met"]
+    missed = ", ".join(k for k, v in met.items() if not v) or "none"
+    held_by = ", ".join(f"{k} ({v})" for k, v in t.get("held_by", {}).items()) or "none"
+    base = r.get("baseline_free_text")
+    base_text = ""
+    if base:
+        top = ", ".join(f"{k} {v}" for k, v in list(base["problems"].items())[:4]) or "none"
+        base_text = (f" Before templates the same checks held {_pct(base['held_share'])} of "
+                     f"messages and {_pct(base['fit_share_of_sent'])} of what was sent was fit "
+                     f"(most common problems: {top}).")
+    floor = (f" The model's sentence must reach MiniLM similarity {cal['floor']} to its "
+             f"message, chosen on the dev split so that {_pct(cal.get('mismatched_passed'))} of "
+             f"mismatched pairs pass ({_pct(cal.get('matched_kept'))} of matched ones do)."
+             if cal.get("floor") is not None else "")
+    out += ["", f"Targets (>= 98% fit, no placeholder or scaffolding, 911/988 on every "
+                f"emergency and self-harm reply, <= 10% held) not met: {missed}. Held by: "
+                f"{held_by}.{base_text}{floor} Measured {r['date'][:10]}.", "",
+            "Sample exchanges (masked: the patient reads their own name where it shows "
+            "`[NAME_1]`):", "",
+            "| gold | triage | outcome | message | reply |", "|---|---|---|---|---|"]
+    for x in r.get("samples", []):
+        reply = _reply_block(x["reply"]) if x["reply"] else (
+            "*held: " + "; ".join(x.get("held_by") or []) + "*")
+        where = x["outcome"] + (f" ({x['source']})" if x.get("source") else "")
+        out.append(f"| {x['gold']} | {x['triage']} | {where} | {_reply_block(x['message'])} | "
+                   f"{reply} |")
+    out.append("")
     return out
 
 

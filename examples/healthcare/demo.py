@@ -6,7 +6,9 @@ Starts the embedded stand-in planner (llama_cpp.server on 127.0.0.1 serving Smol
 stopped at the end) unless SHOAL_PLANNER_URL points at a real one, runs
 examples/healthcare/cascade.yaml over a stratified sample of the test split (every message with
 --all), writes one result line per message (as `shoal run` does; `shoal report` reads it) and
-prints per-class accuracy, escalation share per node, latency and money.
+prints per-class accuracy, escalation share per node, latency and money, and three sample
+exchanges: the message as the models saw it (masked) and the reply that went out (the patient
+reads their own name where it shows ``[NAME_1]``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -114,6 +118,44 @@ def per_class_table(rows: list[dict[str, Any]], results: dict[str, shoal.RunResu
     return table
 
 
+def _trace(result: shoal.RunResult, node: str) -> Any:
+    return next((n for n in result.nodes if n.node == node), None)
+
+
+def exchange(result: shoal.RunResult) -> tuple[str, str, str] | None:
+    """(masked message, reply as sent (masked), where it came from), or None when no reply went
+    out. Masked: the demo prints what the pipeline handled, not the patients' data."""
+    mask = _trace(result, "mask")
+    message = getattr(mask, "text", None)
+    out = result.output
+    reply = out.get("answer") if isinstance(out, dict) else out
+    if not isinstance(message, str) or not isinstance(reply, str) or result.status == "refused":
+        return None
+    node = next((n for n in ("answer", "urgent", "decline") if _trace(result, n)), "?")
+    source = out.get("template", "model") if isinstance(out, dict) else "model"
+    personal = " + the model's sentence" if isinstance(out, dict) and out.get("personal") else ""
+    return message, reply, f"{node}: {source}{personal}"
+
+
+def sample_exchanges(rows: list[dict[str, Any]], results: dict[str, shoal.RunResult],
+                     n: int = 3) -> list[tuple[str, str, str, str]]:
+    """One refill or appointment (personalised if any), one emergency, one decline: what a new
+    user should see first."""
+    wanted = (("prescription_refill", "appointment"), ("emergency",), ("off_topic", "injection"))
+    picked: list[tuple[str, str, str, str]] = []
+    for labels in wanted:
+        candidates = [r for r in rows if r["label"] in labels
+                      and exchange(results[r["id"]]) is not None]
+        candidates.sort(key=lambda r: not (isinstance(results[r["id"]].output, dict)
+                                           and results[r["id"]].output.get("personal")))
+        if candidates:
+            row = candidates[0]
+            got = exchange(results[row["id"]])
+            assert got is not None
+            picked.append((row["label"], *got))
+    return picked[:n]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
@@ -140,6 +182,12 @@ def main() -> int:
     for row in rows:
         summary.add(by_id[row["id"]])
     console.print(per_class_table(rows, by_id))
+    for label, message, reply, source in sample_exchanges(rows, by_id):
+        # escape: "[NAME_1]" would otherwise be read as console markup and vanish.
+        console.print(Panel(f"[bold]message[/bold] (masked, as the models saw it):\n"
+                            f"{escape(message)}\n\n[bold]reply[/bold] ({escape(source)}):\n"
+                            f"{escape(reply)}",
+                            title=f"sample exchange: {label}", title_align="left"))
     render_summary(summary, console, title=f"{graph.name}: {len(rows)} test messages")
     console.print(f"results: {args.output} (shoal report {args.output})")
     return 0 if not summary.statuses.get("error") else 1

@@ -49,19 +49,37 @@ async def test_each_message_takes_its_path_and_no_identifier_leaves(
         for canary in canaries:
             assert canary.encode() not in sent
     urgent = results["emergency"]
-    assert [n.node for n in urgent.nodes][-1] == "urgent"
-    assert "Call 911" in urgent.output["answer"]
-    assert urgent.nodes[-1].escalated and "planner" in urgent.output  # the hand-off, attached
+    assert [n.node for n in urgent.nodes][-2:] == ["urgent", "comply"]
+    assert urgent.status != "refused"  # the emergency reply is sent, not held
+    assert urgent.output["answer"].startswith("This may be an emergency. Call 911")
+    assert urgent.output["template"] == "clinic_replies/emergency"
+    assert urgent.nodes[-2].escalated and "planner" in urgent.output  # the hand-off, attached
     assert results["injection"].status == "refused"
     assert predicted_class(results["injection"]) == "injection"
     refill = results["prescription_refill"]
     assert [n.node for n in refill.nodes] == ["guard", "mask", "triage", "validate", "answer",
                                               "comply"]
     assert predicted_class(refill) == "prescription_refill"
+    # Templates first, and sent: the compliance checker passes the reviewed wording.
+    assert refill.status in ("ok", "escalated") and refill.reply is not None
+    assert refill.output["template"] == "clinic_replies/prescription_refill"
+    assert "within one business day" in refill.reply and "atorvastatin" in refill.reply
+    # The sender's own name comes back in their reply only; the output stays masked.
+    assert refill.reply.startswith("Hello Winifred Achterberg,")
+    assert "Achterberg" not in refill.output["answer"] and "[NAME_" in refill.output["answer"]
+    assert "Achterberg" not in refill.model_dump_json()
+    billing = results["billing"]
+    assert billing.reply is not None and billing.reply.startswith("Hello Thaddeus Okonkwo-Brandt,")
+    assert "refund" not in billing.reply.lower()  # nothing promised that a clinic cannot keep
+    comply = next(n for n in refill.nodes if n.node == "comply")
+    assert comply.label == "pass"
     for r in results.values():
         assert r.cost is not None and r.cost.all_planner_usd_estimate >= r.cost.planner_usd
     audit = (tmp_path / "audit.jsonl").read_text().splitlines()
     assert len(audit) == sum(1 for r in results.values()
                              if any(n.node == "comply" for n in r.nodes))
     assert all("Achterberg" not in line for line in audit)
-    json.loads(audit[0])
+    records = [json.loads(line) for line in audit]
+    sources = {c["kinds"][0] for r in records for c in r["checks"] if c["name"] == "reply_source"}
+    assert sources <= {"TEMPLATE", "PERSONALISED", "PLANNER"} and "TEMPLATE" in sources
+    assert all(any(c["name"] == "reply_fit" for c in r["checks"]) for r in records)

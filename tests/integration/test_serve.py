@@ -182,8 +182,8 @@ def test_openai_client_gets_the_cascades_answer_and_the_shoal_extension(server: 
     assert ext == resp.to_dict()["shoal"]
     assert ext["id"] == resp.id and ext["run_id"]
     assert ext["status"] in {"ok", "escalated", "pending_escalation"}
-    assert [n["node"] for n in ext["nodes"]][-1] == "urgent"
-    assert ext["nodes"][-1]["escalate"]  # the hand-off to the planner
+    assert [n["node"] for n in ext["nodes"]][-2:] == ["urgent", "comply"]
+    assert ext["nodes"][-2]["escalate"]  # the hand-off to the planner
     assert set(ext["cost"]) >= {"planner_calls", "planner_tokens", "planner_usd"}
     assert "output" not in ext
 
@@ -209,7 +209,8 @@ def test_openai_client_streams_chunks_then_done(server: Server):
     assert chunks[0].choices[0].delta.role == "assistant"
     finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
     assert [c.choices[0].finish_reason for c in finals] == ["stop"]
-    assert (finals[0].model_extra or {})["shoal"]["nodes"][-1]["node"] == "urgent"
+    assert [n["node"] for n in (finals[0].model_extra or {})["shoal"]["nodes"]][-2:] == [
+        "urgent", "comply"]
     assert chunks[-1].usage is not None and chunks[-1].choices == []
     assert len({c.id for c in chunks}) == 1
 

@@ -148,7 +148,7 @@ async def test_a_local_planner_needs_no_masker(
 # --- run time -----------------------------------------------------------------------------------
 
 
-async def test_planner_sees_pseudonyms_and_its_answer_is_unmasked_locally(
+async def test_planner_sees_pseudonyms_and_only_the_senders_reply_is_unmasked(
         log_stream: io.StringIO) -> None:
     planner = FakeBackend(handler=echo_pseudonym)
     g = shoal.Graph(remote_spec(MASKED, ["mask -> answer"]), models={"big": planner})
@@ -156,7 +156,11 @@ async def test_planner_sees_pseudonyms_and_its_answer_is_unmasked_locally(
     assert r.status == "escalated", r
     sent = json.dumps(planner.calls)
     assert NAME not in sent and SSN not in sent and "[NAME_1]" in sent
-    assert r.output["answer"] == f"Please call {NAME} back."
+    # The output (result files, traces) stays masked; the reply that goes back to the sender
+    # gets their own value back, and is never serialized.
+    assert r.output["answer"] == "Please call [NAME_1] back."
+    assert r.reply == f"Please call {NAME} back."
+    assert NAME not in r.model_dump_json()
     logged = log_stream.getvalue()
     assert "node_escalated" in logged and NAME not in logged
     assert r.cost is not None and r.cost.planner_calls == 1

@@ -178,6 +178,11 @@ async def test_red_flag_escalates_with_the_builtin_pack(tmp_path: Path) -> None:
     ("the chest pain turned out to be reflux and is gone", []),
     ("crushing chest pain", ["chest_pain"]),
     ("I want to end my life", ["suicidal"]),
+    # A fresh generator seed wrote this one and the pack missed it (benchmarks/replies.py).
+    ("i've been thinking of ending my life and i have the pills out",
+     ["suicidal", "means_plan"]),
+    ("some days I feel I'd be better off dead", ["suicidal"]),
+    ("I have never thought of ending my life", []),
     ("no fever but chest pain since an hour", ["chest_pain"]),
     ("I can't breeeathe", ["cant_breathe"]),
     ("she is having a seizure", ["seizure"]),

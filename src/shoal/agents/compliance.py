@@ -20,6 +20,21 @@ for example a responder's reply) against a policy pack, with four checks run in 
     When an earlier node labelled the message ``emergency_label`` (``emergency_from``: that node
     only; default: any earlier node), the text must contain ``emergency_instruction`` (or match an
     ``emergency_patterns`` entry).
+``reply_fit`` (opt in: name it in ``checks``)
+    Is the reply fit to send to the patient? The text with the run's own pseudonyms reversed (in
+    memory only: the sender's reply) goes through
+    :func:`shoal.policies.replies.check_reply`: no placeholder left, no made-up pseudonym, no
+    scaffolding, length, loops, forbidden claims (``reply.claims``), and 911 / 988 when the
+    label is an emergency or a crisis red flag (``reply.red_flags``, ``reply.crisis_flags``)
+    fires on the message; with ``reply.on_topic`` also the MiniLM similarity to the message and
+    the class's template (``reply.templates``). The detail and the audit name the failure codes.
+
+A reply filled from a reviewed template (the responder's mapping output with ``template``) is
+reviewed wording: ``disclaimer`` then looks for advice only in the model's own sentence
+(``personal``). Every audit record of a reply also carries ``reply_source`` with one kind,
+``TEMPLATE``, ``PERSONALISED``, ``PLANNER`` or ``MODEL``, so held and sent replies can be traced
+to where their words came from; ``reply_fit``'s kinds are its failure codes, upper-case. When the
+responder left the model's sentence out, ``personal_sentence`` (failed) names why.
 
 When ``target`` names a node that has not run, or whose output holds no text, the only check
 reported is ``target``, failed: what cannot be read cannot be let out.
@@ -50,19 +65,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
+from shoal.agents.reply_templates import templates_for
 from shoal.errors import PolicyViolation
+from shoal.models.onnx import OnnxEmbedder
 from shoal.models.pool import run_blocking
 from shoal.policies import privacy
 from shoal.policies.audit import AuditCheck, AuditLog, audit_log
+from shoal.policies.escalation.red_flags import matcher_for
 from shoal.policies.privacy import (
     builtin_pack_names,
     load_pack,
     outside_pseudonyms,
     pseudonym_pattern,
 )
+from shoal.policies.replies import OnTopic, ReplyLimits, ReplyVerdict, check_reply
 
 __all__ = [
     "AUDIT_ENV",
@@ -71,14 +90,17 @@ __all__ = [
     "ComplianceChecker",
     "ComplianceConfig",
     "Found",
+    "ReplyFitConfig",
     "ScanFn",
 ]
 
 AUDIT_ENV = "SHOAL_AUDIT_LOG"
 PASS, FAIL = "pass", "fail"
-CheckName = Literal["no_identifiers", "max_identifiers", "disclaimer", "emergency_routed"]
+CheckName = Literal["no_identifiers", "max_identifiers", "disclaimer", "emergency_routed",
+                    "reply_fit"]
 CHECKS: tuple[CheckName, ...] = ("no_identifiers", "max_identifiers", "disclaimer",
                                  "emergency_routed")
+"""The checks that run when ``checks`` is not set (``reply_fit`` is opt in)."""
 
 DEFAULT_DISCLAIMER = (
     "This is general information, not medical advice. Talk to your doctor or pharmacist before "
@@ -127,11 +149,37 @@ def _compiles(patterns: list[str]) -> list[str]:
     return patterns
 
 
+class ReplyOnTopic(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    floor: float = Field(ge=-1.0, le=1.0)
+    """Chosen on the dev split (``benchmarks/replies.py --calibrate``), not by hand."""
+    embedder: str = "minilm-l6-int8"
+
+
+class ReplyFitConfig(BaseModel):
+    """What ``reply_fit`` checks a reply against."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    claims: str = "forbidden_claims"
+    """A forbidden-claims pack: built-in name or path."""
+    red_flags: str = "clinical_red_flags"
+    crisis_flags: list[str] = Field(default_factory=lambda: ["suicidal", "means_plan"])
+    """Red flags that call for the crisis pointers (988 and 911)."""
+    label_from: str | None = None
+    """The node whose label is the message's class (default: ``emergency_from``)."""
+    min_words: int = Field(default=5, ge=1)
+    max_chars: int = Field(default=700, ge=40)
+    templates: str | None = None
+    """A reply-templates pack: the class's template is an on-topic reference."""
+    on_topic: ReplyOnTopic | None = None
+
+
 class ComplianceConfig(AgentConfig):
     pack: str = "hipaa_safe_harbor"
     """A built-in pack name or a path to a pack YAML (its detector and pseudonym labels)."""
-    target: str | None = None
-    """The earlier node whose output is checked; default: the working text."""
+    target: str | list[str] | None = None
+    """The earlier node whose output is checked (several: the first of them that ran, as with
+    a graph's ``output``); default: the working text."""
     target_key: str | None = None
     """When the target's output is a mapping: the key holding the text (default: the first of
     reply, text, answer, output)."""
@@ -147,6 +195,8 @@ class ComplianceConfig(AgentConfig):
     emergency_label: str = "emergency"
     emergency_instruction: str = Field(default=DEFAULT_EMERGENCY, min_length=1)
     emergency_patterns: list[str] = Field(default_factory=list)
+    reply: ReplyFitConfig = Field(default_factory=ReplyFitConfig)
+    """Settings of the ``reply_fit`` check."""
     allow_sender_identifiers: bool = False
     """For a reply going back to the person who wrote the message: identifiers that the run's
     own input held (its vault has them) may appear, others may not. Never set it on a check of
@@ -198,6 +248,9 @@ class _Subject:
     pseudonyms: frozenset[str] = frozenset()
     emergency: bool = False
     emergency_source: str = ""
+    advice_text: str | None = None
+    """Where to look for advice (None: the text); a template's model sentence, or nothing."""
+    fit: ReplyVerdict | None = None
 
 
 def _normalise(text: str) -> str:
@@ -237,7 +290,14 @@ class ComplianceChecker(Agent):
             "max_identifiers": self._max_identifiers_check,
             "disclaimer": self._disclaimer,
             "emergency_routed": self._emergency_routed,
+            "reply_fit": self._reply_fit,
         }
+        if "reply_fit" in self.config.checks:
+            # Loaded now: a missing pack stops the graph at build time, not on a message.
+            matcher_for(self.config.reply.red_flags)
+            if self.config.reply.templates is not None:
+                templates_for(self.config.reply.templates)
+        self._on_topic: OnTopic | None = None
 
     @classmethod
     def labels(cls, config: AgentConfig) -> frozenset[str] | None:
@@ -280,11 +340,21 @@ class ComplianceChecker(Agent):
             results = [self._checks[name](subject) for name in self.config.checks]
         failed = [r.name for r in results if not r.passed]
         verdict = FAIL if failed else PASS
+        audited = [r.as_audit() for r in results]
+        source = self._source(ctx)
+        if source is not None:
+            # Audit kinds are upper-case names (the log refuses anything that could be text).
+            audited.append(AuditCheck("reply_source", True, kinds=(source.upper(),)))
+        dropped = self._dropped(ctx)
+        if dropped:
+            # The responder's own decision: the model's sentence failed and was left out.
+            audited.append(AuditCheck("personal_sentence", False, count=len(dropped),
+                                      kinds=tuple(c.upper() for c in dropped)))
         if self._audit is not None:
             try:
                 await self._audit.aappend(
                     run_id=ctx.run_id, record_id=ctx.record_id, node=ctx.node, agent=self.name,
-                    decision=verdict, checks=[r.as_audit() for r in results])
+                    decision=verdict, checks=audited)
             except OSError as exc:
                 raise PolicyViolation(f"cannot write the audit log ({exc.strerror or 'I/O error'})"
                                       "; the decision is not released", policy="audit",
@@ -299,14 +369,43 @@ class ComplianceChecker(Agent):
         return AgentResult(output=output, label=FAIL, confidence=self.config.fail_confidence,
                            escalate=True, reason=reason, refuse=self.config.on_fail == "refuse")
 
+    @property
+    def _targets(self) -> list[str]:
+        target = self.config.target
+        return [] if target is None else [target] if isinstance(target, str) else target
+
+    def _target_result(self, ctx: AgentContext) -> tuple[str | None, AgentResult | None]:
+        for name in self._targets:
+            if name in ctx.results:
+                return name, ctx.results[name]
+        return None, None
+
+    def _source(self, ctx: AgentContext) -> str | None:
+        """Where the checked reply's words came from, for the audit record."""
+        _name, result = self._target_result(ctx)
+        if result is None:
+            return None
+        out = result.output
+        if isinstance(out, Mapping) and "local" in out:
+            return "planner"
+        if isinstance(out, Mapping) and "template" in out:
+            return "personalised" if out.get("personal") else "template"
+        return "model" if isinstance(out, str) else None
+
+    def _dropped(self, ctx: AgentContext) -> list[str]:
+        _name, result = self._target_result(ctx)
+        out = result.output if result is not None else None
+        codes = out.get("personal_dropped") if isinstance(out, Mapping) else None
+        return [str(c) for c in codes] if isinstance(codes, list) else []
+
     def _target(self, ctx: AgentContext) -> tuple[str | None, str]:
         """The text to check, or None and why (naming nodes and types, never content)."""
-        source = self.config.target
-        if source is None:
+        if self.config.target is None:
             return ctx.text, ""
-        result = ctx.results.get(source)
-        if result is None:
-            return None, f"target node {source!r} has no result in this run"
+        source, result = self._target_result(ctx)
+        if source is None or result is None:
+            names = " or ".join(repr(n) for n in self._targets)
+            return None, f"target node {names} has no result in this run"
         output = result.output
         if isinstance(output, str):
             return output, ""
@@ -339,8 +438,48 @@ class ComplianceChecker(Agent):
                 if result.label == self.config.emergency_label:
                     emergency, source = True, name
                     break
+        advice_text = None
+        _name, target = self._target_result(ctx)
+        if (target is not None and isinstance(target.output, Mapping)
+                and "template" in target.output and "local" not in target.output):
+            # Reviewed wording needs no disclaimer of its own; the model's sentence might.
+            personal = target.output.get("personal")
+            advice_text = personal if isinstance(personal, str) else ""
+        fit = None
+        if "reply_fit" in self.config.checks:
+            fit = await self._fit(ctx, text, emergency)
         return _Subject(text=text, unmasked=unmasked, pseudonyms=frozenset(pseudonyms),
-                        emergency=emergency, emergency_source=source)
+                        emergency=emergency, emergency_source=source, advice_text=advice_text,
+                        fit=fit)
+
+    async def _fit(self, ctx: AgentContext, text: str, emergency: bool) -> ReplyVerdict:
+        cfg = self.config.reply
+        vault = ctx.scope.vault
+        # The sender's reply, as they would read it; it stays in this function.
+        reply = vault.unmask(text)
+        label_node = cfg.label_from or self.config.emergency_from
+        label_result = ctx.results.get(label_node) if label_node else None
+        label = label_result.label if label_result is not None else None
+        fired = matcher_for(cfg.red_flags).fired(ctx.text)
+        crisis = any(flag in cfg.crisis_flags for flag in fired)
+        extra = []
+        if cfg.on_topic is not None:
+            if self._on_topic is None:
+                self._on_topic = OnTopic(OnnxEmbedder(model=cfg.on_topic.embedder),
+                                         cfg.on_topic.floor)
+            references = [ctx.text]
+            if cfg.templates is not None:
+                pack = templates_for(cfg.templates)
+                if crisis or (label is not None and label in pack.labels):
+                    references.append(pack.fill(label or "", {}, crisis=crisis).text)
+            score = await self._on_topic.score(reply, references,
+                                               timeout_s=self.config.timeout_s)
+            extra.append(("on_topic", self._on_topic.check(score)))
+        limits = ReplyLimits(min_words=cfg.min_words, max_chars=cfg.max_chars,
+                             emergency_labels=frozenset({self.config.emergency_label}))
+        return check_reply(reply, label=label, vault_pseudonyms=vault.pseudonyms(),
+                           needs_emergency=emergency, needs_crisis=crisis, limits=limits,
+                           claims=cfg.claims, extra=extra)
 
     async def _scan(self, text: str) -> Sequence[Found]:
         if self._scan_fn is not None:
@@ -376,7 +515,8 @@ class ComplianceChecker(Agent):
                            f"{count} identifier(s), limit {limit}", count=count)
 
     def _disclaimer(self, s: _Subject) -> CheckResult:
-        cues = len(self._advice.findall(s.text)) if self._advice is not None else 0
+        where = s.text if s.advice_text is None else s.advice_text
+        cues = len(self._advice.findall(where)) if self._advice is not None else 0
         if cues == 0:
             return CheckResult("disclaimer", True, "no clinical advice", count=0)
         if _contains(s.text, self.config.disclaimer, self._disclaimer_patterns):
@@ -393,6 +533,16 @@ class ComplianceChecker(Agent):
                                f"labelled emergency by {s.emergency_source!r}, instruction present")
         return CheckResult("emergency_routed", False,
                            f"labelled emergency by {s.emergency_source!r}, instruction missing")
+
+    def _reply_fit(self, s: _Subject) -> CheckResult:
+        verdict = s.fit
+        if verdict is None:  # cannot happen: _subject measures it when the check is on
+            return CheckResult("reply_fit", False, "not measured")
+        if verdict.ok:
+            return CheckResult("reply_fit", True, "fit to send", count=0)
+        codes = verdict.codes
+        return CheckResult("reply_fit", False, "; ".join(verdict.reasons),
+                           count=len(verdict.failures), kinds=tuple(c.upper() for c in codes))
 
 
 register(ComplianceChecker.name, ComplianceChecker)

@@ -37,7 +37,7 @@ a patient. Values are put in as they are, never parsed as templates themselves.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -81,6 +81,8 @@ CRISIS = "crisis"
 _MAX_CHARS = {"name": 60, "drug": 80, "dose": 40, "when": 80, "personal": 300}
 """Longest value accepted for each slot (after whitespace is collapsed)."""
 
+_MASKED_SLOTS = frozenset({"name", "when"})
+"""Slots whose value may be the run's own pseudonym (the sender's name, a date they wrote)."""
 _SLOT = re.compile(r"\{([^{}]*)\}")
 _BRACES = re.compile(r"[{}]")
 _PLACEHOLDER = re.compile(r"\[[^\[\]]*\]|[\[\]{}]")
@@ -233,7 +235,8 @@ class ReplyPack(_Strict):
         return [label for label in labels if label not in self.replies]
 
     def fill(self, label: str, slots: Mapping[str, str | None], *, crisis: bool = False,
-             personal: str | None = None) -> FilledReply:
+             personal: str | None = None,
+             pseudonyms: Collection[str] = ()) -> FilledReply:
         """The reply for ``label`` with ``slots`` filled; the crisis reply when ``crisis``.
 
         ``slots`` maps slot names (not ``personal``) to unmasked values; ``None`` or blank means
@@ -242,6 +245,11 @@ class ReplyPack(_Strict):
         and ``personalised`` is False). Raises :class:`ReplyFillError` for an unknown label or
         slot, or a value (``personal`` included) that looks like a pseudonym or placeholder or is
         too long: the caller then fills again without it.
+
+        ``pseudonyms``: the run vault's tokens. A ``name`` or ``when`` value that is exactly one
+        of them is kept as the token, so the filled text stays masked like every other output;
+        the reply that goes back to the sender gets the value put back on the way out
+        (:attr:`shoal.RunResult.reply`). Any other pseudonym shape is still refused.
         """
         key = CRISIS if crisis else label
         template = self.replies.get(key)
@@ -254,6 +262,9 @@ class ReplyPack(_Strict):
                 hint = " (pass the model's sentence as personal=)" if slot == "personal" else ""
                 allowed = ", ".join(sorted(SLOTS - {"personal"}))
                 raise ReplyFillError(f"unknown slot {slot!r}{hint} (allowed: {allowed})")
+            if slot in _MASKED_SLOTS and isinstance(raw, str) and raw.strip() in pseudonyms:
+                values[slot] = raw.strip()
+                continue
             value = _clean(slot, raw)
             if value is not None:
                 values[slot] = value
@@ -276,7 +287,9 @@ class ReplyPack(_Strict):
         body = " ".join(p for p in map(render, template.sentences) if p)
         closing = render(self.footer if template.footer else None)
         text = "\n\n".join(p for p in (greeting, body, closing) if p)
-        if _SLOT.search(text) or TOKEN.search(text):  # cannot happen: values and texts are checked
+        masked = {values[s] for s in _MASKED_SLOTS if s in values and values[s] in pseudonyms}
+        left = TOKEN.sub(lambda m: "" if m.group(0) in masked else m.group(0), text)
+        if _SLOT.search(text) or TOKEN.search(left):  # cannot happen: values and texts are checked
             raise ReplyFillError(f"the reply for {key!r} still holds a slot or pseudonym")
         return FilledReply(text=text, template_id=f"{self.name}/{key}", version=self.version,
                            used_slots=tuple(sorted(used)))

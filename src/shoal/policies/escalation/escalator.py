@@ -151,7 +151,9 @@ class Escalator:
             return self._kept(node, stands, decision,
                               f"planner failed ({exc.code}: {exc.message[:200]})", estimate)
         output = reply.output()
-        output["answer"] = scope.vault.unmask(reply.answer)
+        # The answer stays masked: it goes into result files and traces. Only the reply that
+        # goes back to the sender gets their values back (RunResult.reply).
+        output["answer"] = reply.answer
         # The local answer stays on record: audits and calibration compare the two.
         output["local"] = {"label": local.label, "confidence": local.confidence,
                            "output": local.output}

@@ -78,6 +78,11 @@ class Vault:
         with self._lock:
             return value in self._originals.values()
 
+    def pseudonyms(self) -> frozenset[str]:
+        """Every pseudonym and hash token this vault made (tokens only, never the values)."""
+        with self._lock:
+            return frozenset(self._originals)
+
     def unmask(self, text: str) -> str:
         """Put the original values back for every token this vault made; others stay as they are."""
         return TOKEN.sub(lambda m: self._originals.get(m.group(0), m.group(0)), text)

@@ -1,6 +1,8 @@
-"""Replies: is a drafted reply fit to send to the patient? (:mod:`.checker`).
+"""Replies: is a drafted reply fit to send to the patient?
 
-Nothing here is wired into a cascade yet; :func:`check_reply` is the entry point.
+:func:`check_reply` (:mod:`.checker`) runs the checks; :class:`OnTopic` (:mod:`.on_topic`) adds
+the MiniLM on-topic check. The compliance checker's ``reply_fit`` check and the responder's
+personal sentence use both.
 """
 
 from shoal.policies.replies.checker import (
@@ -24,6 +26,7 @@ from shoal.policies.replies.checker import (
     find_placeholders,
     load_claims,
 )
+from shoal.policies.replies.on_topic import OnTopic, OnTopicFloor, choose_floor
 
 __all__ = [
     "CHECKS",
@@ -34,6 +37,8 @@ __all__ = [
     "DEFAULT_CLAIMS",
     "ExtraCheck",
     "ForbiddenClaim",
+    "OnTopic",
+    "OnTopicFloor",
     "ReplyContext",
     "ReplyFailure",
     "ReplyLimits",
@@ -41,6 +46,7 @@ __all__ = [
     "SCAFFOLDING",
     "builtin_claims_names",
     "check_reply",
+    "choose_floor",
     "claims_matcher",
     "claims_path",
     "find_placeholders",
