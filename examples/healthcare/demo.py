@@ -141,10 +141,14 @@ def sample_exchanges(rows: list[dict[str, Any]], results: dict[str, shoal.RunRes
                      n: int = 3) -> list[tuple[str, str, str, str]]:
     """One refill or appointment (personalised if any), one emergency, one decline: what a new
     user should see first."""
-    wanted = (("prescription_refill", "appointment"), ("emergency",), ("off_topic", "injection"))
+    wanted = ((("prescription_refill", "appointment"), "answer"), (("emergency",), "urgent"),
+              (("off_topic", "injection"), "decline"))
     picked: list[tuple[str, str, str, str]] = []
-    for labels in wanted:
+    for labels, node in wanted:
+        # Each from the branch its class takes (a triage mistake is in the table above, not
+        # the example of what a class's patients get).
         candidates = [r for r in rows if r["label"] in labels
+                      and _trace(results[r["id"]], node) is not None
                       and exchange(results[r["id"]]) is not None]
         candidates.sort(key=lambda r: not (isinstance(results[r["id"]].output, dict)
                                            and results[r["id"]].output.get("personal")))
