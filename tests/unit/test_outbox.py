@@ -15,6 +15,7 @@ import shoal
 from shoal.cli import drain
 from shoal.errors import BackendError
 from shoal.graphs.spec import EscalationSpec
+from shoal.policies.escalation import SqliteLedger
 from shoal.policies.escalation.circuit import CircuitBreaker, CircuitOpen
 from shoal.policies.escalation.outbox import Outbox
 from shoal.testing import FakeBackend
@@ -110,6 +111,10 @@ async def test_drain_sends_each_once_and_applies_each_once(tmp_path: Path) -> No
     assert lines[0].output["answer"] == "planner answer"
     assert lines[0].output["local"] == "appointment"
     sent = len([c for c in planner.calls if c[0] == "generate_json"])
+    # Answers that came late are in the ledger too, one per escalation.
+    ledger = SqliteLedger(g.outbox_path)
+    assert [(e.record_id, e.planner_label) for e in ledger.entries(graph=g.name)] == [
+        ("r0", "billing"), ("r1", "billing"), ("r2", "billing")]
 
     again = drain.DrainReport()
     await drain.send_pending(g, box, again)

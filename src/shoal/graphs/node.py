@@ -44,6 +44,7 @@ class NodeRunner:
         agent_name: str,
         model: str | None,
         rule: NodeRule | None,
+        model_version: str | None = None,
         timeout_s: float | None,
         router: DeferralRouter | None = None,
         escalator: Escalator | None = None,
@@ -55,6 +56,8 @@ class NodeRunner:
         self.agent = agent
         self.agent_name = agent_name
         self.model = model
+        self.model_version = model_version
+        """The model and its file's hash prefix, for the escalation ledger."""
         self.rule = rule
         """When this node escalates; None: never (no rule, or a masker)."""
         self.timeout_s = timeout_s
@@ -121,7 +124,8 @@ class NodeRunner:
                 outcome = await self.escalator.decide(
                     node=self.node, task=self.task, labels=self.labels, scope=scope,
                     text=ctx.text, decision=decision, attach=self.rule.attach,
-                    local=LocalAnswer(result.output, result.label, result.confidence))
+                    local=LocalAnswer(result.output, result.label, result.confidence,
+                                      p_wrong=p_wrong, model_version=self.model_version))
                 reason = outcome.reason
             elif decision.wants:
                 reason = decision.kept("no planner configured" if self.escalator is None

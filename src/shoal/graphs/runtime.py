@@ -38,6 +38,7 @@ from shoal.policies.escalation import (
     NodeRule,
     Outbox,
     RemoteGuard,
+    SqliteLedger,
     outbox_path,
     resolve_rules,
 )
@@ -100,7 +101,8 @@ class Graph:
                                        system=spec.escalation.system_prompt,
                                        max_tokens=spec.escalation.max_tokens,
                                        timeout_s=spec.escalation.timeout_s,
-                                       outbox=Outbox(self.outbox_path), graph=spec.name)
+                                       outbox=Outbox(self.outbox_path),
+                                       ledger=SqliteLedger(self.outbox_path), graph=spec.name)
         self._compiled: Compiled = compile_spec(spec, self._runner)
         self._recursion_limit = 2 * len(spec.nodes) + 10
         self._outputs: list[str] | None = (
@@ -129,11 +131,16 @@ class Graph:
         router = None
         if rule is not None and rule.router is not None:
             router = self._router(name, rule.router.model, model)
+        sha = getattr(model, "model_sha256", None) or getattr(
+            getattr(model, "sidecar", None), "model_sha256", None)
+        version = (f"{node.model}@{sha[:12]}" if isinstance(sha, str) and node.model
+                   else node.model)
         return NodeRunner(
             node=name,
             agent=cls(config, node=name, model=model),
             agent_name=node.agent,
             model=node.model,
+            model_version=version,
             rule=rule,
             router=router,
             timeout_s=node.timeout_s,

@@ -9,6 +9,7 @@
   metering, circuit breaker);
 - :mod:`~shoal.policies.escalation.budget`, :mod:`~shoal.policies.escalation.circuit`,
   :mod:`~shoal.policies.escalation.outbox`: caps, outage handling, the durable outbox;
+- :mod:`~shoal.policies.escalation.ledger`: every answered escalation, kept as training data;
 - :mod:`~shoal.policies.escalation.calibration`: RouteLLM's PGR, APGR and CPT.
 """
 
@@ -16,6 +17,7 @@ from shoal.policies.escalation.budget import Budget, BudgetSpec
 from shoal.policies.escalation.circuit import CircuitBreaker, CircuitOpen
 from shoal.policies.escalation.escalator import Escalator, LocalAnswer, Outcome
 from shoal.policies.escalation.guard import RemoteGuard
+from shoal.policies.escalation.ledger import LedgerEntry, LedgerStore, SqliteLedger, training_lines
 from shoal.policies.escalation.outbox import Outbox, OutboxRow, default_outbox_path, outbox_path
 from shoal.policies.escalation.planner_call import PlannerReply, ask_planner
 from shoal.policies.escalation.red_flags import (
@@ -53,6 +55,8 @@ __all__ = [
     "EscalationPolicy",
     "EscalationSpec",
     "Escalator",
+    "LedgerEntry",
+    "LedgerStore",
     "LocalAnswer",
     "NodeRule",
     "Outbox",
@@ -64,6 +68,7 @@ __all__ = [
     "RemoteGuard",
     "RouterRule",
     "Rules",
+    "SqliteLedger",
     "UNMASKABLE_AGENTS",
     "ask_planner",
     "builtin_policy_names",
@@ -76,4 +81,5 @@ __all__ = [
     "outbox_path",
     "policy_path",
     "resolve_rules",
+    "training_lines",
 ]

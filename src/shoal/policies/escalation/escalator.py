@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from shoal.models.base import Generator
 from shoal.observability.logging import get_logger
 from shoal.policies.escalation.budget import Budget, critical_call
 from shoal.policies.escalation.guard import RemoteGuard
+from shoal.policies.escalation.ledger import LedgerStore
 from shoal.policies.escalation.outbox import Outbox
 from shoal.policies.escalation.planner_call import ask_planner
 from shoal.policies.escalation.rules import DEFAULT_SYSTEM, Decision, NodeRule
@@ -45,6 +47,10 @@ class LocalAnswer:
     output: Any
     label: str | None
     confidence: float
+    p_wrong: float | None = None
+    """The learned router's score, when the node has one (kept in the ledger)."""
+    model_version: str | None = None
+    """The node's model and the first hex digits of its file's sha256 (kept in the ledger)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +84,15 @@ class Escalator:
         max_tokens: int = 256,
         timeout_s: float | None = None,
         outbox: Outbox | None = None,
+        ledger: LedgerStore | None = None,
         graph: str = "",
     ) -> None:
         self.planner = planner
         self.budget = budget
         self.system = system
         self.outbox = outbox
+        self.ledger = ledger
+        """Where answered escalations are kept as training data; None: nowhere."""
         self.graph = graph
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
@@ -154,6 +163,8 @@ class Escalator:
         # The answer stays masked: it goes into result files and traces. Only the reply that
         # goes back to the sender gets their values back (RunResult.reply).
         output["answer"] = reply.answer
+        await self._record(scope, node, text, local, reply.label, reply.answer,
+                           reply.confidence, decision.critical)
         # The local answer stays on record: audits and calibration compare the two.
         output["local"] = {"label": local.label, "confidence": local.confidence,
                            "output": local.output}
@@ -180,6 +191,26 @@ class Escalator:
             _log.info("critical_kept", run_id=scope.run_id, record_id=scope.record_id,
                       node=node, label=decision.critical)
         return Outcome(output, label, confidence, True, reason, critical=decision.critical)
+
+    async def _record(self, scope: RunScope, node: str, text: str, local: LocalAnswer,
+                      label: str | None, answer: Any, confidence: float,
+                      critical: str | None) -> None:
+        """Keep the answered escalation in the ledger. ``text`` is what the planner was sent
+        (masked); a ledger that cannot be written costs the training line, never the run."""
+        if self.ledger is None:
+            return
+        answer_text = answer if isinstance(answer, str) else json.dumps(answer, default=str)
+        try:
+            await asyncio.to_thread(
+                self.ledger.append, graph=self.graph, node=node, record_id=scope.record_id,
+                run_id=scope.run_id, text=text, local_label=local.label,
+                local_confidence=local.confidence, p_wrong=local.p_wrong,
+                planner_label=label, planner_answer=answer_text,
+                planner_confidence=confidence, model_version=local.model_version,
+                critical=critical)
+        except (OSError, sqlite3.Error) as exc:
+            _log.warning("ledger_write_failed", node=node, record_id=scope.record_id,
+                         error=type(exc).__name__)
 
     async def _outbound_draft(self, scope: RunScope, draft: Any) -> Any:
         """The local draft, with anything the scan finds in it masked, when the planner is

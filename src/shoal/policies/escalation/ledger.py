@@ -1,0 +1,182 @@
+"""The escalation ledger: every escalation the planner answered, kept as training data.
+
+One entry per answered escalation: the graph, the node, the masked working text the planner was
+sent (pseudonyms only: it passed the masker and the egress scan on its way out), the local label,
+confidence and router score, the planner's label and answer (masked), the model version that
+ran and the time. A person's label (``human_label``) outranks the planner's.
+
+It lives in the same SQLite file as the outbox (the graph's ``escalation.outbox``, else
+``$SHOAL_OUTBOX``, else ``.shoal/outbox.sqlite``), in a table of its own, behind
+:class:`LedgerStore`, the interface another backend (Postgres) implements.
+:func:`training_lines` turns entries into the JSONL lines a retrain reads:
+``{"id", "text", "label", "source"}`` with ``source`` ``"human"`` or ``"planner"``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = ["LedgerEntry", "LedgerStore", "SqliteLedger", "training_lines"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    graph TEXT NOT NULL,
+    node TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    local_label TEXT,
+    local_confidence REAL,
+    p_wrong REAL,
+    planner_label TEXT,
+    planner_answer TEXT,
+    planner_confidence REAL,
+    model_version TEXT,
+    critical TEXT,
+    human_label TEXT,
+    human_at REAL
+);
+CREATE INDEX IF NOT EXISTS ledger_graph_node ON ledger (graph, node, created);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One answered escalation. ``text`` and ``planner_answer`` are masked."""
+
+    id: str
+    created: float
+    graph: str
+    node: str
+    record_id: str
+    run_id: str
+    text: str
+    local_label: str | None
+    local_confidence: float | None
+    p_wrong: float | None
+    planner_label: str | None
+    planner_answer: str | None
+    planner_confidence: float | None
+    model_version: str | None
+    critical: str | None = None
+    human_label: str | None = None
+    human_at: float | None = None
+
+    @property
+    def label(self) -> str | None:
+        """The label to train on: a person's over the planner's."""
+        return self.human_label or self.planner_label
+
+    @property
+    def source(self) -> str | None:
+        if self.human_label:
+            return "human"
+        return "planner" if self.planner_label else None
+
+
+class LedgerStore(Protocol):
+    """Where answered escalations are kept (SQLite here; Postgres later)."""
+
+    def append(self, *, graph: str, node: str, record_id: str, run_id: str, text: str,
+               local_label: str | None, local_confidence: float | None, p_wrong: float | None,
+               planner_label: str | None, planner_answer: str | None,
+               planner_confidence: float | None, model_version: str | None,
+               critical: str | None = None) -> str: ...
+
+    def entries(self, *, graph: str | None = None, node: str | None = None,
+                since: float | None = None) -> list[LedgerEntry]: ...
+
+    def counts(self, *, graph: str | None = None) -> dict[tuple[str, str, str], int]: ...
+
+
+class SqliteLedger:
+    """The ledger table of one SQLite file (WAL, shared safely between threads and
+    processes, like the outbox beside it)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False,
+                                   isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # an answer paid for is not lost
+            conn.executescript(_SCHEMA)
+            conn.row_factory = sqlite3.Row
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def append(self, *, graph: str, node: str, record_id: str, run_id: str, text: str,
+               local_label: str | None, local_confidence: float | None, p_wrong: float | None,
+               planner_label: str | None, planner_answer: str | None,
+               planner_confidence: float | None, model_version: str | None,
+               critical: str | None = None) -> str:
+        """Add one answered escalation; its id."""
+        entry_id = uuid.uuid4().hex
+        with self._lock:
+            self._db().execute(
+                "INSERT INTO ledger (id, created, graph, node, record_id, run_id, text, "
+                "local_label, local_confidence, p_wrong, planner_label, planner_answer, "
+                "planner_confidence, model_version, critical) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (entry_id, time.time(), graph, node, record_id, run_id, text, local_label,
+                 local_confidence, p_wrong, planner_label, planner_answer, planner_confidence,
+                 model_version, critical))
+        return entry_id
+
+    def entries(self, *, graph: str | None = None, node: str | None = None,
+                since: float | None = None) -> list[LedgerEntry]:
+        """Entries, oldest first, filtered by graph, node and creation time (epoch seconds)."""
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("graph", graph), ("node", node)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            where.append("created >= ?")
+            args.append(since)
+        sql = "SELECT * FROM ledger" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._lock:
+            rows = self._db().execute(sql + " ORDER BY created, id", args).fetchall()
+        return [LedgerEntry(**dict(row)) for row in rows]
+
+    def counts(self, *, graph: str | None = None) -> dict[tuple[str, str, str], int]:
+        """(node, label to train on, source) -> entries; ``-`` for no label."""
+        out: dict[tuple[str, str, str], int] = {}
+        for e in self.entries(graph=graph):
+            key = (e.node, e.label or "-", e.source or "-")
+            out[key] = out.get(key, 0) + 1
+        return out
+
+
+def training_lines(entries: Iterable[LedgerEntry],
+                   labels: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One ``{"id", "text", "label", "source"}`` line per entry with a label (a person's over
+    the planner's); with ``labels``, only entries whose label is one of them."""
+    lines = []
+    for e in entries:
+        label = e.label
+        if label is None or (labels is not None and label not in labels):
+            continue
+        lines.append({"id": e.id, "text": e.text, "label": label, "source": e.source})
+    return lines
