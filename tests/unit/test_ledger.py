@@ -147,3 +147,41 @@ def test_cli_lists_counts_without_text_and_exports_training_lines(tmp_path: Path
     when = runner.invoke(app, ["ledger", "export", str(graph_file), "--since", "yesterday",
                                "-o", str(out)])
     assert when.exit_code == 2 and "ISO date" in when.output
+
+
+LABELLED_YAML = GRAPH_YAML.replace(
+    "triage: {agent: noop}",
+    "triage: {agent: keyword_classifier, labels: {appointment: [visit], billing: [bill]}}")
+
+
+def test_a_person_labels_an_entry_it_outranks_the_planner_and_is_audited(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    graph_file = tmp_path / "graph.yaml"
+    graph_file.write_text(LABELLED_YAML)
+    monkeypatch.delenv("SHOAL_AUDIT_LOG", raising=False)
+    ledger = SqliteLedger(tmp_path / "store.sqlite")
+    entry_id = ledger.append(graph="ledgered", node="triage", record_id="r1", run_id="run-1",
+                             text="can I move my visit, [NAME_1]", local_label="billing",
+                             local_confidence=0.3, p_wrong=None, planner_label="billing",
+                             planner_answer="billing", planner_confidence=0.6,
+                             model_version=None)
+    runner = CliRunner()
+    queue = runner.invoke(app, ["review", "list", str(graph_file)], env={"COLUMNS": "200"})
+    assert queue.exit_code == 0 and entry_id in queue.output and "1 entry" in queue.output
+    assert "[NAME_1]" in queue.output  # masked text, shown as written (not console markup)
+    wrong = runner.invoke(app, ["review", "label", str(graph_file), entry_id, "refill"])
+    assert wrong.exit_code == 2 and "not one of node 'triage'" in wrong.output
+    missing = runner.invoke(app, ["review", "label", str(graph_file), "nope", "billing"])
+    assert missing.exit_code == 2 and "no ledger entry 'nope'" in missing.output
+    done = runner.invoke(app, ["review", "label", str(graph_file), entry_id, "appointment"])
+    assert done.exit_code == 0, done.output
+    assert "planner said 'billing'" in done.output
+    entry = ledger.entry(entry_id)
+    assert entry is not None and entry.human_label == "appointment" and entry.human_at
+    assert training_lines([entry])[0]["source"] == "human"
+    records = [json.loads(line) for line in
+               (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(r["agent"], r["decision"], r["record_id"]) for r in records] == [
+        ("human_review", "appointment", "r1")]
+    assert "visit" not in (tmp_path / "audit.jsonl").read_text()
+    assert "0 entries" in runner.invoke(app, ["review", "list", str(graph_file)]).output

@@ -15,7 +15,18 @@ from __future__ import annotations
 
 import typer
 
-from shoal.cli import audit, calibrate, ledger, mask, models, outbox, run, serve, train_router
+from shoal.cli import (
+    audit,
+    calibrate,
+    ledger,
+    mask,
+    models,
+    outbox,
+    review,
+    run,
+    serve,
+    train_router,
+)
 
 app = typer.Typer(
     name="shoal",
@@ -35,6 +46,7 @@ app.command()(models.models)
 app.command()(mask.mask)
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(ledger.ledger_app, name="ledger")
+app.add_typer(review.review_app, name="review")
 app.add_typer(audit.audit_app, name="audit")
 app.command("train-classifier")(models.train_classifier)
 app.command("train-router")(train_router.train_router_command)

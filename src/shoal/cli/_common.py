@@ -8,7 +8,10 @@ import typer
 from rich.console import Console
 
 from shoal.errors import ShoalError, SpecError
+from shoal.graphs.loader import load_spec
 from shoal.graphs.runtime import Graph
+from shoal.graphs.spec import GraphSpec
+from shoal.policies.escalation import outbox_path
 
 _err = Console(stderr=True)
 """Progress bars and summaries that must not mix with results on stdout."""
@@ -30,3 +33,16 @@ def _load(path: Path) -> Graph:
     except ShoalError as exc:  # a model that cannot be loaded
         _fail(f"{path}: {exc.message}")
         raise typer.Exit(2) from None
+
+
+def _spec_and_store(path: Path) -> tuple[GraphSpec, Path]:
+    """The checked graph spec and where its outbox and ledger are; no model is loaded."""
+    try:
+        spec, _ = load_spec(path)
+    except SpecError as exc:
+        for issue in exc.issues:
+            _fail(str(issue))
+        _fail(f"{len(exc.issues)} error(s)")
+        raise typer.Exit(2) from None
+    configured = spec.escalation.outbox if spec.escalation is not None else None
+    return spec, outbox_path(configured, path.parent)

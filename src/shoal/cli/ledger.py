@@ -17,27 +17,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shoal.cli._common import _fail
-from shoal.errors import SpecError
-from shoal.graphs.loader import load_spec
-from shoal.graphs.spec import GraphSpec
+from shoal.cli._common import _fail, _spec_and_store
 from shoal.observability.logging import configure_logging
-from shoal.policies.escalation import SqliteLedger, outbox_path, training_lines
+from shoal.policies.escalation import SqliteLedger, training_lines
 
 ledger_app = typer.Typer(help="Escalations the planner answered: training data.",
                          no_args_is_help=True)
-
-
-def _spec(path: Path) -> tuple[GraphSpec, Path]:
-    try:
-        spec, _ = load_spec(path)
-    except SpecError as exc:
-        for issue in exc.issues:
-            _fail(str(issue))
-        _fail(f"{len(exc.issues)} error(s)")
-        raise typer.Exit(2) from None
-    configured = spec.escalation.outbox if spec.escalation is not None else None
-    return spec, outbox_path(configured, path.parent)
 
 
 def _since(value: str | None) -> float | None:
@@ -61,7 +46,7 @@ def ledger_list(
 ) -> None:
     """Answered escalations of the graph, counted by node, label and source (never the text)."""
     configure_logging("warning", stream=sys.stderr)
-    spec, path = _spec(graph_path)
+    spec, path = _spec_and_store(graph_path)
     if not path.is_file():
         typer.echo(f"{path}: no ledger yet (no escalation was ever answered)")
         return
@@ -86,7 +71,7 @@ def ledger_export(
     """Training lines ``{"id", "text", "label", "source"}`` (masked text; a person's label over
     the planner's), one per answered escalation with a label."""
     configure_logging("warning", stream=sys.stderr)
-    spec, path = _spec(graph_path)
+    spec, path = _spec_and_store(graph_path)
     if node is not None and node not in spec.nodes:
         _fail(f"{graph_path}: no node {node!r} (nodes: {', '.join(spec.nodes)})")
         raise typer.Exit(2)

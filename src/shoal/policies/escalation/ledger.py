@@ -97,6 +97,10 @@ class LedgerStore(Protocol):
 
     def counts(self, *, graph: str | None = None) -> dict[tuple[str, str, str], int]: ...
 
+    def entry(self, entry_id: str) -> LedgerEntry | None: ...
+
+    def set_human_label(self, entry_id: str, label: str) -> LedgerEntry | None: ...
+
 
 class SqliteLedger:
     """The ledger table of one SQLite file (WAL, shared safely between threads and
@@ -159,6 +163,22 @@ class SqliteLedger:
         with self._lock:
             rows = self._db().execute(sql + " ORDER BY created, id", args).fetchall()
         return [LedgerEntry(**dict(row)) for row in rows]
+
+    def entry(self, entry_id: str) -> LedgerEntry | None:
+        """One entry by id, or None."""
+        with self._lock:
+            row = self._db().execute("SELECT * FROM ledger WHERE id = ?",
+                                     (entry_id,)).fetchone()
+        return LedgerEntry(**dict(row)) if row is not None else None
+
+    def set_human_label(self, entry_id: str, label: str) -> LedgerEntry | None:
+        """A person's label for an entry (it outranks the planner's); the updated entry, or
+        None when there is no such entry."""
+        with self._lock:
+            done = self._db().execute(
+                "UPDATE ledger SET human_label = ?, human_at = ? WHERE id = ?",
+                (label, time.time(), entry_id)).rowcount
+        return self.entry(entry_id) if done else None
 
     def counts(self, *, graph: str | None = None) -> dict[tuple[str, str, str], int]:
         """(node, label to train on, source) -> entries; ``-`` for no label."""
