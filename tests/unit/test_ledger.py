@@ -22,7 +22,7 @@ from shoal import AgentContext, AgentResult, ChainEdge, GraphSpec, NodeSpec
 from shoal.cli import app
 from shoal.graphs.spec import EscalationSpec, OpenAIModelSpec
 from shoal.models.base import Message
-from shoal.policies.escalation import SqliteLedger, training_lines
+from shoal.policies.escalation import NodeRule, SqliteLedger, training_lines
 from shoal.testing import FakeBackend
 
 NAME = "Marguerite Oyelaran-Whitfield"
@@ -185,3 +185,22 @@ def test_a_person_labels_an_entry_it_outranks_the_planner_and_is_audited(
         ("human_review", "appointment", "r1")]
     assert "visit" not in (tmp_path / "audit.jsonl").read_text()
     assert "0 entries" in runner.invoke(app, ["review", "list", str(graph_file)]).output
+
+
+@pytest.mark.slow
+async def test_an_attached_hand_off_is_kept_but_labels_nothing() -> None:
+    spec = GraphSpec(
+        name="ledgered",
+        models={"big": OpenAIModelSpec(kind="openai", base_url="http://127.0.0.1:9/v1",
+                                       model="m")},
+        nodes={"mask": NodeSpec(agent="privacy_masker"),
+               "urgent": NodeSpec(agent="template_reply", default="Call 911.", escalate=True)},
+        edges=[ChainEdge.parse("mask -> urgent")],
+        escalation=EscalationSpec(planner="big", policies=[]))
+    g = shoal.Graph(spec, models={"big": FakeBackend(handler=planner_answer)},
+                    rules={"urgent": NodeRule(attach=True)})
+    r = await g.arun(NOTE)
+    assert "planner" in r.output
+    [entry] = SqliteLedger(g.outbox_path).entries(graph="ledgered")
+    assert entry.node == "urgent" and entry.planner_label is None and entry.label is None
+    assert training_lines([entry]) == []

@@ -77,7 +77,9 @@ async def send_pending(graph: Graph, outbox: Outbox, report: DrainReport) -> Non
             graph.escalator.ledger.append(
                 graph=row.graph, node=row.node, record_id=row.record_id, run_id=row.run_id,
                 text=row.text, local_label=local_label, local_confidence=None, p_wrong=None,
-                planner_label=reply.label, planner_answer=reply.answer,
+                planner_label=(reply.label if row.labels is None or reply.label in row.labels
+                               else None),
+                planner_answer=reply.answer,
                 planner_confidence=reply.confidence, model_version=None)
         _log.info("escalation_drained", escalation_id=row.id, node=row.node,
                   record_id=row.record_id)

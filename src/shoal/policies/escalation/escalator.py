@@ -163,7 +163,11 @@ class Escalator:
         # The answer stays masked: it goes into result files and traces. Only the reply that
         # goes back to the sender gets their values back (RunResult.reply).
         output["answer"] = reply.answer
-        await self._record(scope, node, text, local, reply.label, reply.answer,
+        # A label to train on only when it is one: an attached answer (a hand-off) labels
+        # nothing, and a label outside the node's set is the planner's mistake.
+        trainable = (reply.label if not attach and (labels is None or reply.label in labels)
+                     else None)
+        await self._record(scope, node, text, local, trainable, reply.answer,
                            reply.confidence, decision.critical)
         # The local answer stays on record: audits and calibration compare the two.
         output["local"] = {"label": local.label, "confidence": local.confidence,
