@@ -11,7 +11,7 @@ from shoal.errors import ShoalError, SpecError
 from shoal.graphs.loader import load_spec
 from shoal.graphs.runtime import Graph
 from shoal.graphs.spec import GraphSpec
-from shoal.policies.escalation import outbox_path
+from shoal.policies.escalation import SqliteLedger, outbox_path
 
 _err = Console(stderr=True)
 """Progress bars and summaries that must not mix with results on stdout."""
@@ -46,3 +46,13 @@ def _spec_and_store(path: Path) -> tuple[GraphSpec, Path]:
         raise typer.Exit(2) from None
     configured = spec.escalation.outbox if spec.escalation is not None else None
     return spec, outbox_path(configured, path.parent)
+
+
+def _ledger(path: Path) -> tuple[GraphSpec, SqliteLedger | None]:
+    """The checked spec and its ledger; None (and a line saying so) when nothing was ever
+    answered."""
+    spec, store = _spec_and_store(path)
+    if not store.is_file():
+        typer.echo(f"{store}: no ledger yet (no escalation was ever answered)")
+        return spec, None
+    return spec, SqliteLedger(store)

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shoal.cli._common import _fail, _spec_and_store
+from shoal.cli._common import _fail, _ledger, _spec_and_store
 from shoal.observability.logging import configure_logging
 from shoal.policies.escalation import SqliteLedger, training_lines
 
@@ -46,12 +46,11 @@ def ledger_list(
 ) -> None:
     """Answered escalations of the graph, counted by node, label and source (never the text)."""
     configure_logging("warning", stream=sys.stderr)
-    spec, path = _spec_and_store(graph_path)
-    if not path.is_file():
-        typer.echo(f"{path}: no ledger yet (no escalation was ever answered)")
+    spec, ledger = _ledger(graph_path)
+    if ledger is None:
         return
-    counts = SqliteLedger(path).counts(graph=spec.name)
-    table = Table(title=f"ledger of {spec.name} ({path})", title_justify="left")
+    counts = ledger.counts(graph=spec.name)
+    table = Table(title=f"ledger of {spec.name} ({ledger.path})", title_justify="left")
     for col in ("node", "label", "source", "entries"):
         table.add_column(col, justify="right" if col == "entries" else "left")
     for (node, label, source), n in sorted(counts.items()):

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shoal.agents import get_agent
-from shoal.cli._common import _fail, _spec_and_store
+from shoal.cli._common import _fail, _ledger, _spec_and_store
 from shoal.graphs.spec import GraphSpec
 from shoal.observability.logging import configure_logging
 from shoal.policies.audit import AuditCheck, audit_log
@@ -61,11 +61,10 @@ def review_list(
 ) -> None:
     """Entries waiting for a person: id, node, local and planner labels, masked text."""
     configure_logging("warning", stream=sys.stderr)
-    spec, path = _spec_and_store(graph_path)
-    if not path.is_file():
-        typer.echo(f"{path}: no ledger yet (no escalation was ever answered)")
+    spec, ledger = _ledger(graph_path)
+    if ledger is None:
         return
-    entries = [e for e in SqliteLedger(path).entries(graph=spec.name, node=node)
+    entries = [e for e in ledger.entries(graph=spec.name, node=node)
                if all_entries or e.human_label is None]
     table = Table(title=f"review queue of {spec.name}", title_justify="left")
     table.add_column("id", no_wrap=True)  # copied into `shoal review label`: never folded

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from shoal.policies.escalation.outbox import open_store
+
 __all__ = ["LedgerEntry", "LedgerStore", "SqliteLedger", "training_lines"]
 
 _SCHEMA = """
@@ -113,12 +115,7 @@ class SqliteLedger:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False,
-                                   isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # an answer paid for is not lost
-            conn.executescript(_SCHEMA)
+            conn = open_store(self.path, _SCHEMA)
             conn.row_factory = sqlite3.Row
             self._conn = conn
         return self._conn

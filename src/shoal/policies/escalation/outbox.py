@@ -47,6 +47,18 @@ CREATE INDEX IF NOT EXISTS escalations_status ON escalations (status, applied);
 """
 
 
+def open_store(path: Path, schema: str) -> sqlite3.Connection:
+    """The escalation store's SQLite file (outbox and ledger share it): WAL, so threads and
+    processes share it safely; synchronous FULL, so a queued escalation or a paid-for answer
+    survives power loss; ``schema`` created if missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(schema)
+    return conn
+
+
 def default_outbox_path() -> Path:
     """``$SHOAL_OUTBOX``, else ``.shoal/outbox.sqlite`` under the working directory."""
     return Path(os.environ.get("SHOAL_OUTBOX") or Path(".shoal") / "outbox.sqlite")
@@ -92,13 +104,7 @@ class Outbox:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False,
-                                   isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # a queued escalation survives power loss
-            conn.executescript(_SCHEMA)
-            self._conn = conn
+            self._conn = open_store(self.path, _SCHEMA)
         return self._conn
 
     def close(self) -> None:
