@@ -70,7 +70,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
 from shoal.agents.reply_templates import templates_for
 from shoal.errors import PolicyViolation
-from shoal.models.onnx import OnnxEmbedder
 from shoal.models.pool import run_blocking
 from shoal.policies import privacy
 from shoal.policies.audit import AuditCheck, AuditLog, audit_log
@@ -81,7 +80,7 @@ from shoal.policies.privacy import (
     outside_pseudonyms,
     pseudonym_pattern,
 )
-from shoal.policies.replies import OnTopic, ReplyLimits, ReplyVerdict, check_reply
+from shoal.policies.replies import OnTopic, OnTopicSpec, ReplyLimits, ReplyVerdict, check_reply
 
 __all__ = [
     "AUDIT_ENV",
@@ -149,13 +148,6 @@ def _compiles(patterns: list[str]) -> list[str]:
     return patterns
 
 
-class ReplyOnTopic(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    floor: float = Field(ge=-1.0, le=1.0)
-    """Chosen on the dev split (``benchmarks/replies.py --calibrate``), not by hand."""
-    embedder: str = "minilm-l6-int8"
-
-
 class ReplyFitConfig(BaseModel):
     """What ``reply_fit`` checks a reply against."""
 
@@ -171,7 +163,7 @@ class ReplyFitConfig(BaseModel):
     max_chars: int = Field(default=700, ge=40)
     templates: str | None = None
     """A reply-templates pack: the class's template is an on-topic reference."""
-    on_topic: ReplyOnTopic | None = None
+    on_topic: OnTopicSpec | None = None
 
 
 class ComplianceConfig(AgentConfig):
@@ -297,7 +289,6 @@ class ComplianceChecker(Agent):
             matcher_for(self.config.reply.red_flags)
             if self.config.reply.templates is not None:
                 templates_for(self.config.reply.templates)
-        self._on_topic: OnTopic | None = None
 
     @classmethod
     def labels(cls, config: AgentConfig) -> frozenset[str] | None:
@@ -328,6 +319,11 @@ class ComplianceChecker(Agent):
     @cached_property
     def _emergency_patterns(self) -> list[re.Pattern[str]]:
         return [re.compile(p, re.IGNORECASE) for p in self.config.emergency_patterns]
+
+    @cached_property
+    def _on_topic(self) -> OnTopic | None:
+        spec = self.config.reply.on_topic
+        return None if spec is None else spec.build()
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -463,10 +459,7 @@ class ComplianceChecker(Agent):
         fired = matcher_for(cfg.red_flags).fired(ctx.text)
         crisis = any(flag in cfg.crisis_flags for flag in fired)
         extra = []
-        if cfg.on_topic is not None:
-            if self._on_topic is None:
-                self._on_topic = OnTopic(OnnxEmbedder(model=cfg.on_topic.embedder),
-                                         cfg.on_topic.floor)
+        if self._on_topic is not None:
             references = [ctx.text]
             if cfg.templates is not None:
                 pack = templates_for(cfg.templates)

@@ -28,15 +28,20 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
 from shoal.agents.compliance import DEFAULT_ADVICE_PATTERNS
 from shoal.agents.reply_templates import FilledReply, ReplyFillError, templates_for
 from shoal.models.base import Generator, Message
-from shoal.models.onnx import OnnxEmbedder
 from shoal.policies.escalation.red_flags import matcher_for
-from shoal.policies.replies import OnTopic, ReplyLimits, check_reply, claims_matcher
+from shoal.policies.replies import (
+    OnTopic,
+    OnTopicSpec,
+    ReplyLimits,
+    check_reply,
+    claims_matcher,
+)
 
 SYSTEM = (
     "You are a clinic's patient-message assistant. Write a short, kind reply to the patient. "
@@ -111,16 +116,6 @@ _ADVICE = re.compile("|".join(f"(?:{p})" for p in DEFAULT_ADVICE_PATTERNS), re.I
 """The compliance checker's advice cues: a sentence with one would need the disclaimer."""
 
 
-class OnTopicConfig(BaseModel):
-    """MiniLM on-topic floor for the model's sentence (similarity to the patient's message)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    floor: float = Field(ge=-1.0, le=1.0)
-    """Chosen on the dev split (``benchmarks/replies.py --calibrate``), not by hand."""
-    embedder: str = "minilm-l6-int8"
-    """An embedded embedder (catalog name), loaded once per process."""
-
-
 class ResponderConfig(AgentConfig):
     system: str = SYSTEM
     label_from: str | None = None
@@ -145,7 +140,7 @@ class ResponderConfig(AgentConfig):
     for the specifics; it goes in only when it passes every check."""
     personal_max_tokens: int = Field(default=40, ge=8)
     personal_max_words: int = Field(default=28, ge=5)
-    on_topic: OnTopicConfig | None = None
+    on_topic: OnTopicSpec | None = None
     """The model's sentence must reach this MiniLM similarity to the message."""
     claims: str = "forbidden_claims"
     """The forbidden-claims pack the model's sentence is checked against."""
@@ -221,8 +216,8 @@ class Responder(Agent):
 
     @cached_property
     def _on_topic(self) -> OnTopic | None:
-        cfg = self.config.on_topic
-        return None if cfg is None else OnTopic(OnnxEmbedder(model=cfg.embedder), cfg.floor)
+        spec = self.config.on_topic
+        return None if spec is None else spec.build()
 
     async def _personal(self, ctx: AgentContext, label: str) -> tuple[str | None, list[str]]:
         """The model's sentence and no failure, or None and why it was dropped (codes)."""

@@ -26,7 +26,7 @@ from shoal.policies.replies.checker import (
     find_placeholders,
     load_claims,
 )
-from shoal.policies.replies.on_topic import OnTopic, OnTopicFloor, choose_floor
+from shoal.policies.replies.on_topic import OnTopic, OnTopicFloor, OnTopicSpec, choose_floor
 
 __all__ = [
     "CHECKS",
@@ -39,6 +39,7 @@ __all__ = [
     "ForbiddenClaim",
     "OnTopic",
     "OnTopicFloor",
+    "OnTopicSpec",
     "ReplyContext",
     "ReplyFailure",
     "ReplyLimits",

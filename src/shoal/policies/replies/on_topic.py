@@ -18,11 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.models.base import Embedder
+from shoal.models.onnx import OnnxEmbedder
 from shoal.policies.replies.checker import ExtraCheck, ReplyContext, ReplyFailure
 
-__all__ = ["OnTopic", "OnTopicFloor", "choose_floor"]
+__all__ = ["OnTopic", "OnTopicFloor", "OnTopicSpec", "choose_floor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +95,17 @@ class OnTopic:
                                  f"the floor {floor:.2f}")]
 
         return on_topic
+
+
+class OnTopicSpec(BaseModel):
+    """An on-topic check as config (``on_topic: {floor: 0.31}``): the responder's sentence and
+    the compliance checker's ``reply_fit`` both take one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    floor: float = Field(ge=-1.0, le=1.0)
+    """Chosen on the dev split (``benchmarks/replies.py --calibrate``), not by hand."""
+    embedder: str = "minilm-l6-int8"
+    """An embedded embedder (catalog name), loaded once per process."""
+
+    def build(self) -> OnTopic:
+        return OnTopic(OnnxEmbedder(model=self.embedder), self.floor)
