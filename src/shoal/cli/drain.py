@@ -70,17 +70,15 @@ async def send_pending(graph: Graph, outbox: Outbox, report: DrainReport) -> Non
         answer["confidence"] = reply.confidence
         outbox.complete(row.id, answer)
         report.sent += 1
-        if graph.escalator.ledger is not None:
-            # An answer that came late is training data all the same.
-            draft = row.draft if isinstance(row.draft, dict) else {}
-            local_label = draft.get("label") if isinstance(draft.get("label"), str) else None
-            graph.escalator.ledger.append(
-                graph=row.graph, node=row.node, record_id=row.record_id, run_id=row.run_id,
-                text=row.text, local_label=local_label, local_confidence=None, p_wrong=None,
-                planner_label=(reply.label if row.labels is None or reply.label in row.labels
-                               else None),
-                planner_answer=reply.answer,
-                planner_confidence=reply.confidence, model_version=None)
+        # An answer that came late is training data all the same, by the same rules.
+        rule = graph.rules.nodes.get(row.node)
+        draft = row.draft if isinstance(row.draft, dict) else {}
+        await graph.escalator.record(
+            node=row.node, record_id=row.record_id, run_id=row.run_id, text=row.text,
+            local=None, label=reply.label, labels=row.labels,
+            attached=rule is not None and rule.attach, answer=reply.answer,
+            confidence=reply.confidence,
+            local_label=draft["label"] if isinstance(draft.get("label"), str) else None)
         _log.info("escalation_drained", escalation_id=row.id, node=row.node,
                   record_id=row.record_id)
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,12 +164,10 @@ class Escalator:
         # The answer stays masked: it goes into result files and traces. Only the reply that
         # goes back to the sender gets their values back (RunResult.reply).
         output["answer"] = reply.answer
-        # A label to train on only when it is one: an attached answer (a hand-off) labels
-        # nothing, and a label outside the node's set is the planner's mistake.
-        trainable = (reply.label if not attach and (labels is None or reply.label in labels)
-                     else None)
-        await self._record(scope, node, text, local, trainable, reply.answer,
-                           reply.confidence, decision.critical)
+        await self.record(node=node, record_id=scope.record_id, run_id=scope.run_id, text=text,
+                          local=local, label=reply.label, labels=labels, attached=attach,
+                          answer=reply.answer, confidence=reply.confidence,
+                          critical=decision.critical)
         # The local answer stays on record: audits and calibration compare the two.
         output["local"] = {"label": local.label, "confidence": local.confidence,
                            "output": local.output}
@@ -196,24 +195,31 @@ class Escalator:
                       node=node, label=decision.critical)
         return Outcome(output, label, confidence, True, reason, critical=decision.critical)
 
-    async def _record(self, scope: RunScope, node: str, text: str, local: LocalAnswer,
-                      label: str | None, answer: Any, confidence: float,
-                      critical: str | None) -> None:
-        """Keep the answered escalation in the ledger. ``text`` is what the planner was sent
-        (masked); a ledger that cannot be written costs the training line, never the run."""
+    async def record(self, *, node: str, record_id: str, run_id: str, text: str,
+                     local: LocalAnswer | None, label: str | None,
+                     labels: Collection[str] | None, attached: bool, answer: Any,
+                     confidence: float, critical: str | None = None,
+                     local_label: str | None = None) -> None:
+        """Keep an answered escalation (now, or drained from the outbox later) in the ledger.
+        ``text`` is what the planner was sent (masked); ``local_label`` stands in for ``local``
+        when only the stored draft is left. A ledger that cannot be written costs the training
+        line, never the run."""
         if self.ledger is None:
             return
+        # A label to train on only when it is one: an attached answer (a hand-off) labels
+        # nothing, and a label outside the node's set is the planner's mistake.
+        trainable = label if not attached and (labels is None or label in labels) else None
         answer_text = answer if isinstance(answer, str) else json.dumps(answer, default=str)
         try:
             await asyncio.to_thread(
-                self.ledger.append, graph=self.graph, node=node, record_id=scope.record_id,
-                run_id=scope.run_id, text=text, local_label=local.label,
-                local_confidence=local.confidence, p_wrong=local.p_wrong,
-                planner_label=label, planner_answer=answer_text,
-                planner_confidence=confidence, model_version=local.model_version,
-                critical=critical)
+                self.ledger.append, graph=self.graph, node=node, record_id=record_id,
+                run_id=run_id, text=text, local_label=local.label if local else local_label,
+                local_confidence=local.confidence if local else None,
+                p_wrong=local.p_wrong if local else None, planner_label=trainable,
+                planner_answer=answer_text, planner_confidence=confidence,
+                model_version=local.model_version if local else None, critical=critical)
         except (OSError, sqlite3.Error) as exc:
-            _log.warning("ledger_write_failed", node=node, record_id=scope.record_id,
+            _log.warning("ledger_write_failed", node=node, record_id=record_id,
                          error=type(exc).__name__)
 
     async def _outbound_draft(self, scope: RunScope, draft: Any) -> Any:
