@@ -25,6 +25,10 @@ by one token on both sides, in case numbering differs; (3) failing that, to the 
 text (difflib): the only guess, counted apart as a fallback with its similarity, so a run can
 show it did not lean on guesses.
 
+A NOISY oracle (``wrong_share`` > 0, ``--wrong-share``) answers a seeded share of the records
+with another label (the same wrong label every time it is asked about that record, confidence
+1.0): a planner that is sometimes sure and wrong, for the learning loop's gate.
+
 It logs nothing of any text (no access log; errors and stats carry counts and record ids only).
 
 Run: python benchmarks/oracle_planner.py --data examples/healthcare/data/test.jsonl [--port 0]
@@ -39,6 +43,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import random
 import re
 import signal
 import socket
@@ -132,6 +137,8 @@ class MatchStats:
     unparsed: int = 0
     """Requests whose user message had no ``Message:`` section (matched on the whole message)."""
     ambiguous: int = 0
+    wrong: int = 0
+    """Answers the noisy oracle gave wrong on purpose."""
     label_not_in_schema: int = 0
     """The gold label was not in the request's label enum (answered anyway: shoal rejects it)."""
     fallbacks: list[dict[str, Any]] = field(default_factory=list)
@@ -154,7 +161,7 @@ class MatchStats:
             return {"requests": self.requests, "exact": self.exact,
                     "normalised": self.normalised, "fallback": self.fallback,
                     "unparsed": self.unparsed, "ambiguous": self.ambiguous,
-                    "label_not_in_schema": self.label_not_in_schema,
+                    "label_not_in_schema": self.label_not_in_schema, "wrong": self.wrong,
                     "fallbacks": list(self.fallbacks)}
 
 
@@ -162,7 +169,8 @@ class OracleIndex:
     """Masked text -> labelled record, built once, for the oracle's lookups."""
 
     def __init__(self, records: Sequence[LabelledRecord], *, pack: str = DEFAULT_PACK,
-                 mode: str = "pseudonymize", score_threshold: float | None = None) -> None:
+                 mode: str = "pseudonymize", score_threshold: float | None = None,
+                 wrong_share: float = 0.0, seed: int = 0) -> None:
         if not records:
             raise ValueError("the oracle needs at least one labelled record")
         started = time.perf_counter()
@@ -175,6 +183,21 @@ class OracleIndex:
         self._normal = [normalise(m) for m in self.masked]
         self._by_normal = _group(self._normal)
         self.stats = MatchStats()
+        labels = sorted({r.label for r in self.records})
+        self.wrong: dict[str, str] = {}
+        """record id -> the wrong label the noisy oracle gives for it."""
+        for r in self.records:
+            rng = random.Random(f"{seed}:{r.id}")
+            if rng.random() < wrong_share:
+                self.wrong[r.id] = rng.choice([lab for lab in labels if lab != r.label])
+
+    def label_for(self, record: LabelledRecord) -> str:
+        """What the oracle answers about ``record``: its gold label, or its wrong one."""
+        wrong = self.wrong.get(record.id)
+        if wrong is not None:
+            with self.stats._lock:
+                self.stats.wrong += 1
+        return wrong or record.label
 
     def lookup(self, text: str) -> Match:
         """The record whose masked text is ``text``: exact, then with pseudonym numbering
@@ -300,7 +323,7 @@ def completion(index: OracleIndex, body: Mapping[str, Any], model: str) -> dict[
     messages = body.get("messages")
     text, parsed = message_text(messages)
     match = index.lookup(text)
-    answer, in_schema = oracle_answer(match.record.label,
+    answer, in_schema = oracle_answer(index.label_for(match.record),
                                       requested_schema(body.get("response_format")))
     index.stats.count(match, parsed=parsed, in_schema=in_schema)
     content = json.dumps(answer)
@@ -409,13 +432,15 @@ class OracleServer:
 @contextmanager
 def serve_oracle(records: Sequence[LabelledRecord] | str | Path, *, pack: str = DEFAULT_PACK,
                  mode: str = "pseudonymize", score_threshold: float | None = None,
-                 model: str = DEFAULT_MODEL, port: int = 0) -> Iterator[OracleServer]:
+                 model: str = DEFAULT_MODEL, port: int = 0, wrong_share: float = 0.0,
+                 seed: int = 0) -> Iterator[OracleServer]:
     """The oracle in a thread of this process, on a free port of 127.0.0.1 unless ``port`` is
     given; ``records`` is a labelled JSONL path or the records; ``pack``, ``mode`` and
     ``score_threshold`` are the graph's masker's. Stopped on exit."""
     if isinstance(records, str | Path):
         records = read_records(records)
-    index = OracleIndex(records, pack=pack, mode=mode, score_threshold=score_threshold)
+    index = OracleIndex(records, pack=pack, mode=mode, score_threshold=score_threshold,
+                        wrong_share=wrong_share, seed=seed)
     server = OracleServer(index, model=model, port=port)
     with server:
         yield server
@@ -431,9 +456,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--mode", default="pseudonymize",
                         help="the graph's privacy_masker mode (pseudonymize, redact, hash)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="the model id it answers as")
+    parser.add_argument("--wrong-share", type=float, default=0.0,
+                        help="answer this share of the records with a wrong label (seeded)")
+    parser.add_argument("--seed", type=int, default=0, help="which records get wrong answers")
     args = parser.parse_args(argv)
     records = read_records(args.data)
-    index = OracleIndex(records, pack=args.pack, mode=args.mode)
+    index = OracleIndex(records, pack=args.pack, mode=args.mode, wrong_share=args.wrong_share,
+                        seed=args.seed)
     print(f"oracle planner: {len(records)} records masked with {args.pack} in "
           f"{index.mask_s:.1f} s", file=sys.stderr, flush=True)
     stop = threading.Event()

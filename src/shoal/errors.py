@@ -8,6 +8,7 @@
     ├── OutputValidationError     a model's structured output failed its schema
     ├── PolicyViolation           a policy blocked an action
     ├── InputError                a batch record cannot be run (names its record id)
+    ├── LearningError             the learning loop refused (no learn: block, gate failed, ...)
     └── MissingExtra              a feature needs an optional extra that is not installed
 
 Every error names its place keyword-only (``file:line``, ``node``, ``agent``, ``backend``,
@@ -35,6 +36,7 @@ class ErrorCode(StrEnum):
     EGRESS_BLOCKED = "egress_blocked"
     BUDGET_EXHAUSTED = "budget_exhausted"
     EXTRA_MISSING = "extra_missing"
+    LEARNING_FAILED = "learning_failed"
 
 
 class ShoalError(Exception):
@@ -181,6 +183,14 @@ class InputError(ShoalError):
         super().__init__(f"{prefix}record {record_id!r}: {message}")
         self.record_id = record_id
         self.where = where
+
+
+class LearningError(ShoalError):
+    """The learning loop cannot do what was asked: a node without a ``learn:`` block or a
+    trained classifier, an unknown version, a frozen split that changed, a promotion the gate
+    refused (``shoal learn``, ``shoal promote``, ``shoal rollback``)."""
+
+    code = ErrorCode.LEARNING_FAILED
 
 
 class MissingExtra(ShoalError):

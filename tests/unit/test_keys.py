@@ -1,5 +1,5 @@
 """API keys of `shoal serve`: only hashes on disk, atomic 0600 writes, lookups in constant time,
-graph allow-lists, and the `shoal keys` / `shoal serve` refusals through the CLI."""
+graph allow-lists, scopes, and the `shoal keys` / `shoal serve` refusals through the CLI."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from typer.testing import CliRunner
 from shoal.cli import app
 from shoal.service.keys import (
     ANY_GRAPH,
+    ApiKey,
     KeysFileError,
     KeyStore,
     add_key,
     read_keys,
     remove_key,
+    write_keys,
 )
 from tests.conftest import REPO
 
@@ -131,6 +133,50 @@ def test_a_broken_or_removed_file_lets_no_key_in(tmp_path: Path):
     assert store.lookup(key) is not None
 
 
+def test_scopes_default_to_run_are_written_and_read_back(tmp_path: Path):
+    path = tmp_path / "keys.json"
+    plain = add_key(path, "plain")
+    reviewer = add_key(path, "reviewer", scopes=["review"])
+    both = add_key(path, "both", scopes=["review", "run", "review"])
+    stored = {e["name"]: e["scopes"] for e in json.loads(path.read_text())["keys"]}
+    assert stored == {"plain": ["run"], "reviewer": ["review"], "both": ["review", "run"]}
+    assert {k.name: k.scopes for k in read_keys(path)} == {
+        "plain": ("run",), "reviewer": ("review",), "both": ("review", "run")}
+    store = KeyStore(path)
+    for key, run, review in ((plain, True, False), (reviewer, False, True), (both, True, True)):
+        found = store.lookup(key)
+        assert found is not None
+        assert (found.has_scope("run"), found.has_scope("review")) == (run, review)
+
+
+def test_a_keys_file_written_before_scopes_reads_as_run(tmp_path: Path):
+    path = tmp_path / "keys.json"
+    old = {"shoal_keys": 1, "keys": [{"name": "ops", "sha256": "a" * 64, "graphs": ["*"],
+                                      "created": "2026-01-01T00:00:00+00:00"}]}
+    path.write_text(json.dumps(old))
+    [key] = read_keys(path)
+    assert key.scopes == ("run",) and key.graphs == ("*",)
+    added = add_key(path, "reviewer", scopes=["review"])  # the old entry is kept as it was
+    keys = read_keys(path)
+    assert [(k.name, k.scopes) for k in keys] == [("ops", ("run",)), ("reviewer", ("review",))]
+    assert KeyStore(path).lookup(added) is not None
+    assert json.loads(path.read_text())["shoal_keys"] == 1
+
+
+def test_unknown_or_empty_scopes_are_refused(tmp_path: Path):
+    path = tmp_path / "keys.json"
+    with pytest.raises(ValueError, match=r"unknown scope 'admin' \(known: run, review\)"):
+        add_key(path, "x", scopes=["run", "admin"])
+    assert not path.exists()
+    for scopes in (["admin"], [], "run", [5]):
+        path.write_text(json.dumps({"shoal_keys": 1, "keys": [
+            {"name": "a", "sha256": "0" * 64, "graphs": ["*"], "scopes": scopes}]}))
+        with pytest.raises(KeysFileError, match=r"entry 0: .*scope"):
+            read_keys(path)
+    write_keys(path, [ApiKey(name="a", sha256="0" * 64, graphs=("*",), created="")])
+    assert read_keys(path)[0].scopes == ("run",)
+
+
 @pytest.mark.parametrize("body", [
     "{not json",
     json.dumps({"keys": []}),
@@ -179,11 +225,31 @@ def test_cli_keys_add_prints_the_key_once_and_list_never_shows_hashes(tmp_path: 
     for entry in json.loads(path.read_text())["keys"]:
         assert entry["sha256"] not in listed.output
     assert key not in listed.output
+    assert all(r[3] == "run" for r in rows)
     dup = runner.invoke(app, ["keys", "add", "ops", "--keys", str(path)])
     assert dup.exit_code == 2 and "exists already" in dup.stderr
     removed = runner.invoke(app, ["keys", "remove", "ops", "--keys", str(path)])
     assert removed.exit_code == 0
     assert [k.name for k in read_keys(path)] == ["triage-bot"]
+
+
+def test_cli_keys_add_scope_is_repeatable_and_checked(tmp_path: Path):
+    path = tmp_path / "keys.json"
+    reviewer = runner.invoke(app, ["keys", "add", "reviewer", "--scope", "review",
+                                   "--keys", str(path)])
+    assert reviewer.exit_code == 0, reviewer.output
+    assert "scopes review" in reviewer.stderr
+    both = runner.invoke(app, ["keys", "add", "both", "--scope", "run", "--scope", "review",
+                               "--keys", str(path)])
+    assert both.exit_code == 0, both.output
+    assert {k.name: k.scopes for k in read_keys(path)} == {"reviewer": ("review",),
+                                                           "both": ("run", "review")}
+    listed = runner.invoke(app, ["keys", "list", "--keys", str(path)])
+    assert [line.split("\t")[3] for line in listed.stdout.splitlines()] == ["review",
+                                                                           "run,review"]
+    bad = runner.invoke(app, ["keys", "add", "x", "--scope", "admin", "--keys", str(path)])
+    assert bad.exit_code == 2 and "unknown scope 'admin'" in bad.stderr
+    assert [k.name for k in read_keys(path)] == ["reviewer", "both"]
 
 
 def test_cli_keys_default_file_is_shoal_keys_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -5,7 +5,8 @@ Exit codes: 0 done; 1 a run failed (or, with --fail-on-error, some record did); 
 One module per command group: :mod:`~shoal.cli.run` (validate, run, report),
 :mod:`~shoal.cli.calibrate`, :mod:`~shoal.cli.train_router`,
 :mod:`~shoal.cli.models` (models, agents, train-classifier, planner-server),
-:mod:`~shoal.cli.mask`, :mod:`~shoal.cli.outbox` (list, drain),
+:mod:`~shoal.cli.mask`, :mod:`~shoal.cli.outbox` (list, drain), :mod:`~shoal.cli.ledger`,
+:mod:`~shoal.cli.review`, :mod:`~shoal.cli.learn` (learn, versions, shadow, promote, rollback),
 :mod:`~shoal.cli.audit`, :mod:`~shoal.cli.serve` (serve, keys). The bodies of the bigger commands,
 :mod:`~shoal.cli.batch` (JSONL batches) and :mod:`~shoal.cli.drain` (draining the outbox), are
 imported only when their command runs, so that ``shoal --help`` stays fast.
@@ -18,6 +19,7 @@ import typer
 from shoal.cli import (
     audit,
     calibrate,
+    learn,
     ledger,
     mask,
     models,
@@ -47,6 +49,11 @@ app.command()(mask.mask)
 app.add_typer(outbox.outbox_app, name="outbox")
 app.add_typer(ledger.ledger_app, name="ledger")
 app.add_typer(review.review_app, name="review")
+app.command("learn")(learn.learn_command)
+app.command("versions")(learn.versions_command)
+app.add_typer(learn.shadow_app, name="shadow")
+app.command("promote")(learn.promote_command)
+app.command("rollback")(learn.rollback_command)
 app.add_typer(audit.audit_app, name="audit")
 app.command("train-classifier")(models.train_classifier)
 app.command("train-router")(train_router.train_router_command)

@@ -4,13 +4,12 @@
 ledger holds nothing else; a reviewer has to read the message to label it). ``label`` sets a
 person's label, which outranks the planner's in ``shoal ledger export``, and writes one record to
 the hash-chained audit log (``--audit-log``, else ``$SHOAL_AUDIT_LOG``, else ``audit.jsonl``
-beside the ledger).
+beside the ledger). Both go through :mod:`shoal.policies.escalation.review`, as ``shoal serve``'s
+``/v1/review`` routes do.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -24,13 +23,16 @@ from shoal.agents import get_agent
 from shoal.cli._common import _fail, _ledger, _spec_and_store
 from shoal.graphs.spec import GraphSpec
 from shoal.observability.logging import configure_logging
-from shoal.policies.audit import AuditCheck, audit_log
-from shoal.policies.escalation import SqliteLedger
+from shoal.policies.escalation import (
+    ReviewError,
+    SqliteLedger,
+    review_audit_path,
+    review_label,
+    review_queue,
+)
 
 review_app = typer.Typer(help="A person's labels for answered escalations.",
                          no_args_is_help=True)
-
-_LABEL = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def _node_labels(spec: GraphSpec, name: str) -> frozenset[str] | None:
@@ -64,8 +66,7 @@ def review_list(
     spec, ledger = _ledger(graph_path)
     if ledger is None:
         return
-    entries = [e for e in ledger.entries(graph=spec.name, node=node)
-               if all_entries or e.human_label is None]
+    entries = review_queue(ledger, graph=spec.name, node=node, include_reviewed=all_entries)
     table = Table(title=f"review queue of {spec.name}", title_justify="left")
     table.add_column("id", no_wrap=True)  # copied into `shoal review label`: never folded
     for col in ("node", "local", "planner", "person", "text (masked)"):
@@ -81,7 +82,7 @@ def review_list(
 
 
 @review_app.command("label")
-def review_label(
+def review_label_command(
     graph_path: Annotated[Path, typer.Argument(metavar="GRAPH", help="The graph YAML.")],
     entry_id: Annotated[str, typer.Argument(metavar="ID", help="A ledger entry id.")],
     label: Annotated[str, typer.Argument(metavar="LABEL", help="The right label.")],
@@ -92,26 +93,16 @@ def review_label(
     """Confirm or correct one entry's label; it outranks the planner's. One audit record."""
     configure_logging("warning", stream=sys.stderr)
     spec, path = _spec_and_store(graph_path)
-    if not _LABEL.match(label):
-        _fail(f"label {label!r}: letters, digits, '_', '.', '-' only (at most 64)")
-        raise typer.Exit(2)
     ledger = SqliteLedger(path)
+    log_path = review_audit_path(path, audit)
     entry = ledger.entry(entry_id) if path.is_file() else None
-    if entry is None or entry.graph != spec.name:
-        _fail(f"{path}: no ledger entry {entry_id!r} for graph {spec.name!r}")
-        raise typer.Exit(2)
-    known = _node_labels(spec, entry.node)
-    if known is not None and label not in known:
-        _fail(f"label {label!r} is not one of node {entry.node!r}'s labels: "
-              f"{', '.join(sorted(known))}")
-        raise typer.Exit(2)
-    log_path = audit or Path(os.environ.get("SHOAL_AUDIT_LOG") or path.parent / "audit.jsonl")
-    # The audit record first: a label no one can trace must not reach the training data.
-    audit_log(log_path).append(
-        run_id=entry.run_id, record_id=entry.record_id, node=entry.node, agent="human_review",
-        decision=label, checks=[AuditCheck("agrees_with_planner", label == entry.planner_label),
-                                AuditCheck("agrees_with_local", label == entry.local_label)])
-    ledger.set_human_label(entry_id, label)
-    was = entry.planner_label or "-"
-    typer.echo(f"{entry_id}: {entry.node} labelled {label!r} by a person (planner said {was!r});"
-               f" audit: {log_path}")
+    known = _node_labels(spec, entry.node) if entry is not None else None
+    try:
+        updated = review_label(ledger, entry_id, label, graph=spec.name, known_labels=known,
+                               audit_path=log_path)
+    except ReviewError as exc:
+        _fail(f"{path}: {exc.message}" if exc.reason == "unknown_entry" else exc.message)
+        raise typer.Exit(2) from None
+    was = updated.planner_label or "-"
+    typer.echo(f"{entry_id}: {updated.node} labelled {label!r} by a person (planner said "
+               f"{was!r}); audit: {log_path}")

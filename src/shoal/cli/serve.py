@@ -43,8 +43,10 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug|info|warning|error.")] = "info",
 ) -> None:
     """Serve one graph over HTTP: /v1/runs, /v1/runs/stream, OpenAI-compatible
-    /v1/chat/completions, /metrics, /healthz, /readyz. Every route but the health checks needs
-    'Authorization: Bearer KEY'. Logs one JSON event per request (never a body) on stderr."""
+    /v1/chat/completions, /v1/review (a person's labels for the escalation ledger), /metrics,
+    /healthz, /readyz. Every route but the health checks needs 'Authorization: Bearer KEY' (the
+    review routes a key with the 'review' scope). Logs one JSON event per request (never a body)
+    on stderr."""
     from shoal.service.keys import (  # startup: shoal.service pulls in FastAPI
         KeysFileError,
         KeyStore,
@@ -115,6 +117,9 @@ def keys_add(
     graphs: Annotated[list[str] | None, typer.Option(
         "--graph", help="A graph name (the YAML's name:) the key may call; repeat for more. "
                         "Default: any graph (*).")] = None,
+    scopes: Annotated[list[str] | None, typer.Option(
+        "--scope", help="What the key may do: 'run' (the run and chat routes) or 'review' (the "
+                        "/v1/review routes); repeat for both. Default: run.")] = None,
     keys: _KeysOption = None,
 ) -> None:
     """Make a random key, store only its hash (mode 0600) and print the key once on stdout."""
@@ -122,26 +127,27 @@ def keys_add(
         ANY_GRAPH,
         KeysFileError,
         add_key,
+        check_scopes,
         default_keys_path,
     )
 
     path = keys or default_keys_path()
     try:
-        key = add_key(path, name, graphs)
+        key = add_key(path, name, graphs, scopes)
     except KeysFileError as exc:
         _fail(exc.message)
         raise typer.Exit(2) from None
     except ValueError as exc:
         _fail(str(exc))
         raise typer.Exit(2) from None
-    _fail(f"added key {name!r} for graphs {', '.join(graphs or [ANY_GRAPH])} to {path}; it is "
-          "shown only now:")
+    _fail(f"added key {name!r} for graphs {', '.join(graphs or [ANY_GRAPH])} (scopes "
+          f"{', '.join(check_scopes(scopes))}) to {path}; it is shown only now:")
     typer.echo(key)
 
 
 @keys_app.command("list")
 def keys_list(keys: _KeysOption = None) -> None:
-    """One line per key: name, graphs, created (never the hash)."""
+    """One line per key: name, graphs, created, scopes (never the hash)."""
     from shoal.service.keys import (  # startup: shoal.service pulls in FastAPI
         KeysFileError,
         default_keys_path,
@@ -158,7 +164,7 @@ def keys_list(keys: _KeysOption = None) -> None:
         _fail(exc.message)
         raise typer.Exit(2) from None
     for key in found:
-        typer.echo(f"{key.name}\t{','.join(key.graphs)}\t{key.created}")
+        typer.echo(f"{key.name}\t{','.join(key.graphs)}\t{key.created}\t{','.join(key.scopes)}")
     if not found:
         _fail(f"{path}: no keys")
 

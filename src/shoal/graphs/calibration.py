@@ -118,7 +118,8 @@ def calibration_graph(path: str | Path, node: str, mode: PlannerMode,
             below=1.01 if live else None, on_flag=live, task=None, critical={}, attach=False,
             router=(RouterRule(model=str(router.resolve()), above=None)
                     if router is not None else None))
-    return Graph(cut, base_dir=path.parent, rules=rules, budget=BudgetSpec(), checked=True)
+    return Graph(cut, base_dir=path.parent, rules=rules, budget=BudgetSpec(), checked=True,
+                 shadows=False)
 
 
 def working_text(result: RunResult, node: str, text: str) -> str:

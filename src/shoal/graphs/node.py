@@ -9,16 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from shoal.agents.base import Agent, AgentContext, AgentResult
 from shoal.errors import AgentError, ErrorCode, ShoalError
-from shoal.graphs.results import NodeCost, NodeTrace
+from shoal.graphs.results import NodeCost, NodeTrace, ShadowTrace
 from shoal.graphs.state import ErrorRecord, Halt, RunState
+from shoal.models.base import Classifier, SignalClassifier
 from shoal.models.router import DeferralRouter
 from shoal.observability.logging import get_logger
 from shoal.observability.phi import arm, disarm
-from shoal.policies.escalation import Escalator, LocalAnswer, NodeRule, Outcome, decide
+from shoal.policies.escalation import (
+    Escalator,
+    LocalAnswer,
+    ModelRegistry,
+    NodeRule,
+    Outcome,
+    decide,
+)
 from shoal.policies.scope import Meter, metering
 
 _log = get_logger()
@@ -31,6 +40,17 @@ def _probabilities(output: Any) -> dict[str, float] | None:
     if not isinstance(probs, dict):
         return None
     return {str(k): float(v) for k, v in probs.items() if isinstance(v, int | float)}
+
+
+@dataclass(frozen=True)
+class ShadowModel:
+    """A candidate version answering beside the node's champion on every run; its answers go
+    into the trace and the registry's shadow records, never into the output."""
+
+    version: str
+    model: Classifier
+    registry: ModelRegistry
+    graph: str
 
 
 class NodeRunner:
@@ -51,6 +71,9 @@ class NodeRunner:
         route_labels: frozenset[str] | None = None,
         labels: frozenset[str] | None = None,
         metered: bool = False,
+        version: str | None = None,
+        shadow: ShadowModel | None = None,
+        halt_on_refusal: bool = True,
     ) -> None:
         self.node = node
         self.agent = agent
@@ -72,6 +95,19 @@ class NodeRunner:
                      if escalator is not None and rule is not None else "")
         self.metered = metered
         """Some model of the graph is remote: count its calls for this node's cost."""
+        self.version = version
+        """The learned model's version (``v1``: the graph file's); None without one."""
+        self.shadow = shadow
+        self.halt_on_refusal = halt_on_refusal
+        """False only in tools that collect what later nodes read (training data): a refused
+        record goes on to them."""
+
+    def adopt(self, other: NodeRunner) -> None:
+        """Run ``other``'s model, router and shadow from the next call on (a promotion, a
+        rollback or a shadow change picked up while the graph runs). A run in flight finishes
+        with what it started with."""
+        self.agent, self.router, self.shadow = other.agent, other.router, other.shadow
+        self.model_version, self.version = other.model_version, other.version
 
     async def __call__(self, state: RunState) -> dict[str, Any]:
         if state.get("halt"):
@@ -138,8 +174,9 @@ class NodeRunner:
             return self._failed(ErrorCode.AGENT_FAILED,
                                 f"label {label!r} has no route and the route has no "
                                 "'default'", start)
+        shadow = await self._shadow(ctx, result) if self.shadow is not None else None
         trace = self._trace(result, outcome, decision.wants, reason, meter, start,
-                            decision.critical, p_wrong)
+                            decision.critical, p_wrong, shadow)
         _log.info(
             "node_finished", run_id=ctx.run_id, record_id=ctx.record_id, node=self.node,
             agent=self.agent_name, model=self.model, latency_ms=round(trace.latency_ms, 3),
@@ -150,13 +187,41 @@ class NodeRunner:
         update: dict[str, Any] = {"results": {self.node: trace}}
         if trace.text is not None:
             update["text"] = trace.text
-        if trace.refuse:
+        if trace.refuse and self.halt_on_refusal:
             update["halt"] = Halt(status="refused", error=None)
         return update
 
+    async def _shadow(self, ctx: AgentContext, result: AgentResult) -> ShadowTrace | None:
+        """The shadow's answer on the node's text, recorded beside the champion's. A failing
+        shadow is logged and skipped: it must never change or fail the run."""
+        shadow = self.shadow
+        assert shadow is not None
+        try:
+            if isinstance(shadow.model, SignalClassifier):
+                signals = await shadow.model.classify_signals([ctx.text],
+                                                              timeout_s=self.timeout_s)
+                probs = dict(zip(shadow.model.labels, map(float, signals.probabilities[0]),
+                                 strict=True))
+            else:
+                [probs] = await shadow.model.classify([ctx.text], timeout_s=self.timeout_s)
+            label = max(sorted(probs), key=lambda k: probs[k])
+            trace = ShadowTrace(version=shadow.version, label=label, confidence=probs[label])
+            await asyncio.to_thread(
+                shadow.registry.add_shadow, graph=shadow.graph, node=self.node,
+                record_id=ctx.record_id, run_id=ctx.run_id,
+                champion_version=self.version or "v1", champion_label=result.label,
+                champion_confidence=result.confidence, candidate_version=shadow.version,
+                candidate_label=label, candidate_confidence=probs[label])
+        except Exception as exc:  # only the type: a library's message may quote the input
+            _log.warning("shadow_failed", node=self.node, version=shadow.version,
+                         error=type(exc).__name__)
+            return None
+        return trace
+
     def _trace(self, result: AgentResult, outcome: Outcome | None, wants: bool,
                reason: str | None, meter: Meter | None, start: float,
-               critical: str | None = None, p_wrong: float | None = None) -> NodeTrace:
+               critical: str | None = None, p_wrong: float | None = None,
+               shadow: ShadowTrace | None = None) -> NodeTrace:
         """The node's one record. An escalated answer replaces the agent's output, label and
         confidence; the planner's answer neither rewrites the working text nor refuses."""
         escalated = outcome is not None and outcome.escalated
@@ -184,6 +249,8 @@ class NodeRunner:
             pending=outcome.pending if outcome is not None else None,
             critical=outcome.critical if outcome is not None else critical,
             p_wrong=p_wrong,
+            version=self.version,
+            shadow=shadow,
             cost=cost,
         )
 

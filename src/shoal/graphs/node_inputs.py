@@ -30,7 +30,7 @@ class NodeInputs:
 
 
 async def node_inputs(graph_path: str | Path, node: str, records: Sequence[Record], *,
-                      concurrency: int = 8,
+                      concurrency: int = 8, past_refusals: bool = False,
                       on_result: Callable[[], object] | None = None) -> NodeInputs:
     """Run ``records`` through the graph cut after ``node`` (escalation off) and collect the
     text the node read for each. ``ValueError`` when the graph has no such node.
@@ -43,7 +43,7 @@ async def node_inputs(graph_path: str | Path, node: str, records: Sequence[Recor
         raise ValueError(f"graph {spec.name!r} has no node {node!r}")
     cut = prefix_spec(spec, node).model_copy(update={"escalation": None})
     graph = Graph(cut, base_dir=path.parent, rules=dict.fromkeys(cut.nodes),
-                  budget=BudgetSpec())
+                  budget=BudgetSpec(), halt_on_refusal=not past_refusals, shadows=False)
     raw = {r.id: r.text for r in records}
     out = NodeInputs()
     async for result in graph.astream_batch(((r.id, r.text) for r in records),

@@ -36,6 +36,15 @@ class NodeCost(_Frozen):
     estimate_usd: float = 0.0
 
 
+class ShadowTrace(_Frozen):
+    """What a shadow version of the node's model answered beside the champion (the output
+    did not change): its version, label and confidence."""
+
+    version: str
+    label: str | None = None
+    confidence: float | None = None
+
+
 class NodeTrace(AgentResult):
     """One node's result: what its agent answered, with what the runtime decided about it.
 
@@ -63,6 +72,11 @@ class NodeTrace(AgentResult):
     p_wrong: float | None = None
     """The node's learned router's P(local answer wrong) (``router:`` in its escalation rule),
     or None when it has no router."""
+    version: str | None = None
+    """The version of the node's learned model that answered (``v1``: the graph file's model;
+    later ones from ``shoal promote``); None for a node without a trained classifier."""
+    shadow: ShadowTrace | None = None
+    """A shadow version's answer on the same text (``shoal shadow start``), or None."""
     output: Any = Field(default=None, exclude=True, repr=False)
     text: str | None = Field(default=None, exclude=True, repr=False)
     refuse: bool = Field(default=False, exclude=True)

@@ -14,7 +14,7 @@ from shoal.agents.base import get_agent
 from shoal.errors import BackendError, ErrorCode, InputError, ShoalError, SpecError
 from shoal.graphs.compiler import Compiled, check, compile_spec
 from shoal.graphs.loader import load_spec, spec_issues
-from shoal.graphs.node import NodeRunner
+from shoal.graphs.node import NodeRunner, ShadowModel
 from shoal.graphs.results import (
     ErrorInfo,
     NodeEvent,
@@ -29,8 +29,10 @@ from shoal.graphs.state import RunState
 from shoal.models.base import Backend, Classifier, Generator, SignalClassifier
 from shoal.models.kinds import build_model, is_remote, validate_spec
 from shoal.models.router import DeferralRouter, load_router
+from shoal.models.specs import OnnxClassifierModelSpec
 from shoal.observability.logging import get_logger
 from shoal.policies.escalation import (
+    BASE_VERSION,
     Budget,
     BudgetSpec,
     CircuitBreaker,
@@ -39,6 +41,7 @@ from shoal.policies.escalation import (
     Outbox,
     RemoteGuard,
     SqliteLedger,
+    SqliteModelRegistry,
     outbox_path,
     resolve_rules,
 )
@@ -68,14 +71,20 @@ class Graph:
         checked: bool = False,
         rules: Mapping[str, NodeRule | None] | None = None,
         budget: BudgetSpec | None = None,
+        halt_on_refusal: bool = True,
+        shadows: bool = True,
     ) -> None:
         """``models`` overrides backends by model name (a pre-built or shared backend, or a
         fake in unit tests); every other model a node names is built from the spec, each model
         file loaded once per process. Remote models (``kind: openai``) are wrapped either way in
         the privacy boundary's guard (egress scan, budget, metering). ``rules`` and ``budget``
         replace the escalation rules of some nodes and the budget (for tools; graphs say it in
-        YAML)."""
+        YAML). ``halt_on_refusal=False`` is for tools that collect what later nodes read
+        (training data): a refused record goes on through the graph. ``shadows=False`` runs no
+        shadow version (tools that read the graph's data must not add shadow records)."""
         base = Path(base_dir) if base_dir else None
+        self._halt_on_refusal = halt_on_refusal
+        self._shadows = shadows
         if not checked:
             problems = check(spec, base_dir=base)
             if problems:
@@ -103,6 +112,13 @@ class Graph:
                                        timeout_s=spec.escalation.timeout_s,
                                        outbox=Outbox(self.outbox_path),
                                        ledger=SqliteLedger(self.outbox_path), graph=spec.name)
+        self._registry: SqliteModelRegistry | None = None
+        self._registry_state = 0
+        if self.learnable_nodes and self.outbox_path.is_file():
+            # Only an existing store can hold promotions: a graph never creates one to look.
+            self._registry = SqliteModelRegistry(self.outbox_path)
+            self._registry_state = self._registry.state(spec.name)
+        self._runners: dict[str, NodeRunner] = {}
         self._compiled: Compiled = compile_spec(spec, self._runner)
         self._recursion_limit = 2 * len(spec.nodes) + 10
         self._outputs: list[str] | None = (
@@ -114,7 +130,78 @@ class Graph:
         spec, source = load_spec(path, env)
         return cls(spec, base_dir=Path(path).parent, source=source, checked=True)
 
+    @property
+    def learnable_nodes(self) -> list[str]:
+        """Nodes whose model is a trained classifier file (kind ``onnx-classifier``): the ones
+        ``shoal learn`` can retrain and ``shoal promote`` can switch."""
+        return [name for name, node in self.spec.nodes.items()
+                if node.model is not None
+                and isinstance(self.spec.models.get(node.model), OnnxClassifierModelSpec)]
+
+    def _versions(self, name: str) -> tuple[str, str | None]:
+        """The node's champion and shadow versions in the store (``v1``, None without one)."""
+        if self._registry is None or name not in self.learnable_nodes:
+            return BASE_VERSION, None
+        return (self._registry.champion(self.spec.name, name),
+                self._registry.shadow(self.spec.name, name) if self._shadows else None)
+
+    def _version_model(self, name: str, version: str) -> tuple[Backend, str | None]:
+        """The node's classifier at ``version`` and that version's router file (None: the
+        escalation rule's)."""
+        node = self.spec.nodes[name]
+        assert node.model is not None
+        if version == BASE_VERSION:
+            return self.models[node.model], None
+        assert self._registry is not None
+        row = self._registry.version(self.spec.name, name, version)
+        if row is None:
+            raise BackendError(f"node {name!r}: version {version!r} is not in the store "
+                               f"{self.outbox_path}", backend=node.model)
+        spec = self.spec.models[node.model]
+        assert isinstance(spec, OnnxClassifierModelSpec)
+        try:
+            model = build_model(spec.model_copy(update={"path": row.model_path}), self.base_dir)
+        except ShoalError as exc:
+            raise BackendError(f"node {name!r} version {version}: {exc.message}",
+                               backend=node.model) from exc
+        return model, row.router_path
+
+    def refresh_models(self) -> list[str]:
+        """Pick up promotions, rollbacks and shadow changes made since the graph was built
+        (``shoal promote`` in another process, say): the nodes whose champion or shadow
+        changed now run it, from their next call on. One small query when nothing changed;
+        blocking (a new version's file is loaded): call it off the event loop."""
+        if self._registry is None:
+            if not self.learnable_nodes or not self.outbox_path.is_file():
+                return []
+            self._registry = SqliteModelRegistry(self.outbox_path)
+        state = self._registry.state(self.spec.name)
+        if state == self._registry_state:
+            return []
+        self._registry_state = state
+        changed = []
+        for name, runner in list(self._runners.items()):
+            champion, shadow = self._versions(name)
+            now = runner.shadow.version if runner.shadow is not None else None
+            if (champion, shadow) == (runner.version, now) or name not in self.learnable_nodes:
+                continue
+            runner.adopt(self._build_runner(name))
+            changed.append(name)
+            _log.info("model_changed", graph=self.spec.name, node=name, version=champion,
+                      shadow=shadow)
+        return changed
+
+    def model_versions(self) -> dict[str, str]:
+        """node -> the version of its learned model running now (learnable nodes only)."""
+        return {name: runner.version for name, runner in self._runners.items()
+                if runner.version is not None}
+
     def _runner(self, name: str) -> NodeRunner:
+        runner = self._build_runner(name)
+        self._runners[name] = runner
+        return runner
+
+    def _build_runner(self, name: str) -> NodeRunner:
         node = self.spec.nodes[name]
         cls = get_agent(node.agent)
         assert cls is not None, "checked specs name registered agents"
@@ -123,18 +210,30 @@ class Graph:
         for edge in self.spec.edges:
             if getattr(edge, "source", None) == name and edge.default is None:  # type: ignore[union-attr]
                 route_labels = frozenset(edge.labelled)  # type: ignore[union-attr]
-        model = self.models.get(node.model) if node.model else None
+        learnable = name in self.learnable_nodes
+        champion, shadow_version = self._versions(name)
+        model: Backend | None = self.models.get(node.model) if node.model else None
+        router_path: str | None = None
+        if learnable and champion != BASE_VERSION:
+            model, router_path = self._version_model(name, champion)
+        shadow: ShadowModel | None = None
+        if shadow_version is not None and shadow_version != champion:
+            assert self._registry is not None
+            candidate, _ = self._version_model(name, shadow_version)
+            assert isinstance(candidate, Classifier)
+            shadow = ShadowModel(version=shadow_version, model=candidate,
+                                 registry=self._registry, graph=self.spec.name)
         labels = cls.labels(config)
         if labels is None and isinstance(model, Classifier):
             labels = frozenset(model.labels)  # a trained classifier knows its own labels
         rule = self.rules.nodes.get(name)
         router = None
         if rule is not None and rule.router is not None:
-            router = self._router(name, rule.router.model, model)
+            router = self._router(name, router_path or rule.router.model, model)
         sha = getattr(model, "model_sha256", None) or getattr(
             getattr(model, "sidecar", None), "model_sha256", None)
-        version = (f"{node.model}@{sha[:12]}" if isinstance(sha, str) and node.model
-                   else node.model)
+        tag = f"{node.model}:{champion}" if learnable else node.model
+        version = f"{tag}@{sha[:12]}" if isinstance(sha, str) and node.model else tag
         return NodeRunner(
             node=name,
             agent=cls(config, node=name, model=model),
@@ -148,6 +247,9 @@ class Graph:
             route_labels=route_labels,
             labels=labels,
             metered=self._metered,
+            version=champion if learnable else None,
+            shadow=shadow,
+            halt_on_refusal=self._halt_on_refusal,
         )
 
     @staticmethod
@@ -174,6 +276,13 @@ class Graph:
         (relative to the graph file), else ``$SHOAL_OUTBOX``, else ``.shoal/outbox.sqlite``."""
         configured = self.spec.escalation.outbox if self.spec.escalation is not None else None
         return outbox_path(configured, self.base_dir)
+
+    def node_labels(self, name: str) -> frozenset[str] | None:
+        """The labels node ``name`` may answer with (its agent's, else its classifier's), as
+        its runner checks the planner's; None when they are not known or there is no such
+        node."""
+        runner = self._compiled.runners.get(name)
+        return runner.labels if runner is not None else None
 
     @property
     def langgraph(self) -> Any:

@@ -69,6 +69,30 @@ def _check_name(kind: str, name: str) -> str:
 # --- nodes --------------------------------------------------------------------------------------
 
 
+class LearnSpec(_Strict):
+    """``learn:`` of a classifier node: the data ``shoal learn`` retrains it on and the frozen
+    split ``shoal promote`` judges every version on. Paths are relative to the graph file."""
+
+    train: str
+    """Labelled JSONL (``id``, ``text``, ``label``) the node's model was trained on: raw
+    messages, run through the graph up to the node as at run time."""
+    eval: str
+    """Labelled JSONL never trained on: the frozen evaluation split of the promotion gate. Its
+    hash goes into every version's lineage; a promotion refuses when it has changed."""
+    group_key: str | None = "family"
+    """Field that keeps near-duplicate training records in one fold of a router's training
+    (records without it are their own group)."""
+    min_shadow: int = Field(default=20, ge=1)
+    """Shadow records with a planner's or a person's label a candidate needs before the gate
+    compares it with the champion on live traffic."""
+    accuracy_tolerance: float = Field(default=0.0, ge=0.0, le=0.05)
+    """How much lower than the champion's the candidate's accuracy on the frozen split may be
+    (critical-label recall has no tolerance)."""
+    target_accuracy: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The node's cascade accuracy target on the frozen split (local answers, with an
+    always-right planner for what escalates): a candidate must reach it. None: the champion's."""
+
+
 class NodeSpec(BaseModel):
     """A node: its agent, optionally its model and escalation threshold, and the agent's config.
 
@@ -84,6 +108,8 @@ class NodeSpec(BaseModel):
     """Escalate this node when the agent's confidence falls below this."""
     timeout_s: float | None = Field(default=None, gt=0)
     description: str | None = None
+    learn: LearnSpec | None = None
+    """Where ``shoal learn`` finds the node's base data and frozen evaluation split."""
 
     @property
     def agent_config(self) -> dict[str, Any]:

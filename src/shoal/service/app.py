@@ -3,8 +3,11 @@
 Routes: ``POST /v1/runs`` (the RunResult as ``shoal run`` writes it), ``POST /v1/runs/stream``
 (server-sent events: ``node`` per finished node, then ``result``), ``POST /v1/chat/completions``
 and ``GET /v1/models`` (OpenAI-compatible, see :mod:`shoal.service.openai_api`), ``GET /metrics``
-(Prometheus), and, without a key, ``GET /healthz`` (the process is up) and ``GET /readyz`` (200
-once the start-up warm-up went through the graph, 503 before).
+(Prometheus), ``GET /v1/review`` and ``POST /v1/review/{entry_id}`` (the escalation ledger's
+review queue and a person's label, see :mod:`shoal.policies.escalation.review`), and, without a
+key, ``GET /healthz`` (the process is up) and ``GET /readyz`` (200 once the start-up warm-up went
+through the graph, 503 before). The run and chat routes need a key with the ``run`` scope, the
+review routes one with ``review``.
 
 .. versionadded:: 0.1.0
 """
@@ -20,29 +23,45 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
+from shoal.errors import ShoalError
 from shoal.graphs.results import RunResult
 from shoal.graphs.runtime import DEFAULT_CONCURRENCY, Graph
 from shoal.observability.logging import get_logger
+from shoal.policies.escalation import (
+    LedgerEntry,
+    ReviewError,
+    SqliteLedger,
+    review_audit_path,
+    review_label,
+    review_queue,
+)
 from shoal.service import openai_api
 from shoal.service.gate import ApiError, Gate, error_body
-from shoal.service.keys import KeyStore
+from shoal.service.keys import SCOPE_REVIEW, SCOPE_RUN, KeyStore
 from shoal.service.metrics import Metrics
 
-__all__ = ["WARMUP_TEXT", "RunRequest", "create_app"]
+__all__ = ["WARMUP_TEXT", "ReviewRequest", "RunRequest", "create_app"]
 
 WARMUP_TEXT = "Hello, I would like to book an appointment for next week, please."
 """Sent once through the graph at start-up (with escalation off) so that lazily loaded models and
 dictionaries are in memory before /readyz says 200."""
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-ROUTES = frozenset({"/v1/runs", "/v1/runs/stream", "/v1/chat/completions", "/v1/models",
-                    "/metrics", *OPEN_PATHS})
+REVIEW_ITEM = "/v1/review/{entry_id}"
+RUN_ROUTES = frozenset({"/v1/runs", "/v1/runs/stream", "/v1/chat/completions", "/v1/models"})
+REVIEW_ROUTES = frozenset({"/v1/review", REVIEW_ITEM})
+ROUTES = frozenset({*RUN_ROUTES, *REVIEW_ROUTES, "/metrics", *OPEN_PATHS})
+SCOPES = {**dict.fromkeys(RUN_ROUTES, SCOPE_RUN), **dict.fromkeys(REVIEW_ROUTES, SCOPE_REVIEW)}
+"""The scope a key needs per route; ``/metrics`` takes any key of the graph."""
+MAX_REVIEW_LIMIT = 500
+REFRESH_S = 1.0
+"""How often at most a request checks the store for promotions and rollbacks."""
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _log = get_logger()
 _M = TypeVar("_M", bound=BaseModel)
@@ -52,6 +71,11 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
     text: str
     id: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class ReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+    label: str
 
 
 def create_app(
@@ -70,8 +94,29 @@ def create_app(
     if concurrency < 1 or max_body < 1:
         raise ValueError("concurrency and max_body must be at least 1")
     slots = asyncio.Semaphore(concurrency)
-    metrics = Metrics(outbox=graph.escalator.outbox if graph.escalator is not None else None)
+    metrics = Metrics(outbox=graph.escalator.outbox if graph.escalator is not None else None,
+                      versions=graph.model_versions)
+    refreshed = [0.0]
+    refresh_lock = asyncio.Lock()
+
+    async def follow_models() -> None:
+        """Promotions, rollbacks and shadow changes (``shoal promote`` in another process) are
+        picked up before a request: one small store query at most every REFRESH_S."""
+        if time.monotonic() - refreshed[0] < REFRESH_S:
+            return
+        async with refresh_lock:
+            if time.monotonic() - refreshed[0] < REFRESH_S:
+                return
+            try:
+                await asyncio.to_thread(graph.refresh_models)
+            except ShoalError as exc:  # a version whose files are gone: keep what runs
+                _log.warning("models_not_refreshed", graph=graph.name, code=str(exc.code),
+                             error=exc.message)
+            refreshed[0] = time.monotonic()
     ready = asyncio.Event()
+
+    ledger = SqliteLedger(graph.outbox_path)  # opened on first use
+    audit_path = review_audit_path(graph.outbox_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -80,11 +125,12 @@ def create_app(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        ledger.close()
 
     app = FastAPI(title="shoal", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.add_middleware(Gate, keys=keys, graph=graph.name, max_body=max_body, routes=ROUTES,
-                       open_paths=OPEN_PATHS)
+                       open_paths=OPEN_PATHS, scopes=SCOPES)
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
 
@@ -103,6 +149,7 @@ def create_app(
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     async def run(text: str, record_id: str | None) -> RunResult:
+        await follow_models()
         async with slots:
             result = await graph.arun(text, id=record_id)
         metrics.observe(result)
@@ -119,6 +166,7 @@ def create_app(
         body = await _parse(request, RunRequest)
 
         async def events() -> AsyncIterator[str]:
+            await follow_models()
             async with slots:
                 async for item in graph.astream(body.text, id=body.id):
                     if isinstance(item, RunResult):
@@ -157,7 +205,46 @@ def create_app(
 
         return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
 
+    @app.get("/v1/review")
+    def review_list(  # sync: FastAPI runs it in a thread, off the loop (SQLite blocks)
+        node: str | None = None,
+        include_reviewed: bool = Query(False, alias="all"),
+        limit: int = Query(50, ge=1, le=MAX_REVIEW_LIMIT),
+    ) -> Response:
+        entries = review_queue(ledger, graph=graph.name, node=node,
+                               include_reviewed=include_reviewed)
+        return JSONResponse({"object": "list", "data": [_entry(e) for e in entries[:limit]],
+                             "total": len(entries)})
+
+    @app.post(REVIEW_ITEM)
+    async def review_one(entry_id: str, request: Request) -> Response:
+        body = await _parse(request, ReviewRequest)
+
+        def label() -> LedgerEntry:
+            entry = ledger.entry(entry_id) if ledger.path.is_file() else None
+            known = graph.node_labels(entry.node) if entry is not None else None
+            return review_label(ledger, entry_id, body.label, graph=graph.name,
+                                known_labels=known, audit_path=audit_path)
+
+        try:
+            updated = await asyncio.to_thread(label)
+        except ReviewError as exc:
+            status = 404 if exc.reason == "unknown_entry" else 400
+            raise ApiError(status, exc.plain, exc.reason) from None
+        _log.info("review_labelled", entry_id=updated.id, node=updated.node,
+                  label=updated.human_label, agrees_with_planner=(
+                      updated.human_label == updated.planner_label))
+        return JSONResponse(_entry(updated))
+
     return app
+
+
+def _entry(e: LedgerEntry) -> dict[str, Any]:
+    """A ledger entry as the review routes show it; ``text`` is the masked text the planner
+    was sent (the ledger holds nothing else)."""
+    return {"id": e.id, "node": e.node, "local_label": e.local_label,
+            "local_confidence": e.local_confidence, "planner_label": e.planner_label,
+            "human_label": e.human_label, "text": e.text, "created": e.created}
 
 
 def _json(data: Any) -> str:

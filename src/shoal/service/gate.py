@@ -1,9 +1,11 @@
-"""The ASGI middleware every request of ``shoal serve`` passes: bearer-key auth, the body size
-cap, OpenAI-style errors for whatever escapes the app, and one access-log event per request.
+"""The ASGI middleware every request of ``shoal serve`` passes: bearer-key auth (the key, its
+graphs, the scope a route needs), the body size cap, OpenAI-style errors for whatever escapes the
+app, and one access-log event per request.
 
 The access event (``http_request``) holds method, path, status, latency and the key's name, never
 a body, a query string or a header value; a path that is not one of the server's routes is logged
-as ``<other>`` (a client could put anything in it).
+as ``<other>`` (a client could put anything in it), and one that matches a route with a
+parameter as the route (``/v1/review/{entry_id}``), never the value.
 
 .. versionadded:: 0.1.0
 """
@@ -74,13 +76,18 @@ class Gate:
     """Outermost app middleware (inside Starlette's own error middleware)."""
 
     def __init__(self, app: ASGIApp, *, keys: KeyStore | None, graph: str, max_body: int,
-                 routes: frozenset[str], open_paths: frozenset[str]) -> None:
+                 routes: frozenset[str], open_paths: frozenset[str],
+                 scopes: Mapping[str, str] | None = None) -> None:
+        """``routes`` may hold templates with one ``{param}`` per segment; ``scopes`` maps a
+        route to the scope a key needs for it (a route not in it needs none)."""
         self.app = app
         self.keys = keys
         self.graph = graph
         self.max_body = max_body
         self.routes = routes
         self.open_paths = open_paths
+        self.scopes = dict(scopes or {})
+        self._templates = [(r, r.split("/")) for r in sorted(routes) if "{" in r]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,9 +114,20 @@ class Gate:
                       latency_ms=round((time.perf_counter() - start) * 1000.0, 3),
                       key=seen["key"])
 
+    def _route(self, path: str) -> str | None:
+        """The route ``path`` matches (itself, or a template), or None."""
+        if path in self.routes:
+            return path
+        parts = path.split("/")
+        for route, pattern in self._templates:
+            if len(pattern) == len(parts) and all(
+                    (p.startswith("{") and p.endswith("}") and bool(v)) or p == v
+                    for p, v in zip(pattern, parts, strict=True)):
+                return route
+        return None
+
     def _path(self, scope: Scope) -> str:
-        path = scope.get("path", "")
-        return path if path in self.routes else "<other>"
+        return self._route(scope.get("path", "")) or "<other>"
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send,
                       seen: dict[str, Any]) -> None:
@@ -162,6 +180,11 @@ class Gate:
         seen["key"] = key.name
         if not key.allows(self.graph):
             return 403, f"this key may not call graph {self.graph!r}", "graph_not_allowed"
+        route = self._route(scope.get("path", ""))
+        needed = self.scopes.get(route) if route is not None else None
+        if needed is not None and not key.has_scope(needed):
+            return (403, f"this key lacks the {needed!r} scope this route needs (a key made "
+                    f"with `shoal keys add NAME --scope {needed}` has it)", "forbidden")
         return None
 
 

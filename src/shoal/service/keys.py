@@ -3,12 +3,16 @@
 One file, version 1::
 
     {"shoal_keys": 1,
-     "keys": [{"name": "ops", "sha256": "<64 hex>", "graphs": ["*"], "created": "2026-..."}]}
+     "keys": [{"name": "ops", "sha256": "<64 hex>", "graphs": ["*"], "scopes": ["run"],
+               "created": "2026-..."}]}
 
 A key is ``shoal_`` plus ``secrets.token_urlsafe(32)``; it is shown once by ``shoal keys add``
 and only its SHA-256 is stored. ``graphs`` lists the graph names (``name:`` in the YAML) the key
-may call, or ``*`` for any. The file is rewritten atomically (a temporary file in the same folder,
-fsynced, renamed over the old one) with mode 0600. :class:`KeyStore` re-reads it when it changes,
+may call, or ``*`` for any. ``scopes`` lists what it may do there: ``run`` (the run and chat
+routes) and ``review`` (the ``/v1/review`` routes: read masked ledger text, set a person's
+label); an entry without ``scopes`` (a file written before scopes existed) has ``run``. The
+file is rewritten atomically (a temporary file in the same folder, fsynced, renamed over the old
+one) with mode 0600. :class:`KeyStore` re-reads it when it changes,
 so a key added or removed while the server runs takes effect on the next request; a file that
 goes missing or breaks lets no key in.
 
@@ -18,6 +22,7 @@ goes missing or breaks lets no key in.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -33,12 +38,19 @@ from typing import Any
 from shoal.errors import ErrorCode, ShoalError
 from shoal.observability.logging import get_logger
 
-__all__ = ["ANY_GRAPH", "ApiKey", "KeyStore", "KeysFileError", "add_key", "check_name",
+__all__ = ["ANY_GRAPH", "ApiKey", "DEFAULT_SCOPES", "KeyStore", "KeysFileError", "SCOPES",
+           "SCOPE_REVIEW", "SCOPE_RUN", "add_key", "check_name", "check_scopes",
            "default_keys_path", "hash_key", "new_key", "read_keys", "remove_key", "write_keys"]
 
 KEYS_ENV = "SHOAL_KEYS"
 KEY_PREFIX = "shoal_"
 ANY_GRAPH = "*"
+SCOPE_RUN = "run"
+"""The run and chat routes (every key made before scopes existed has it)."""
+SCOPE_REVIEW = "review"
+"""The review routes: masked ledger text and a person's labels."""
+SCOPES = (SCOPE_RUN, SCOPE_REVIEW)
+DEFAULT_SCOPES = (SCOPE_RUN,)
 VERSION = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -55,19 +67,24 @@ class KeysFileError(ShoalError):
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """One stored key: its name, the SHA-256 of the key, the graphs it may call, when made."""
+    """One stored key: its name, the SHA-256 of the key, the graphs it may call, when made, and
+    what it may do (its scopes)."""
 
     name: str
     sha256: str
     graphs: tuple[str, ...]
     created: str
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
 
     def allows(self, graph: str) -> bool:
         return ANY_GRAPH in self.graphs or graph in self.graphs
 
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "sha256": self.sha256, "graphs": list(self.graphs),
-                "created": self.created}
+                "scopes": list(self.scopes), "created": self.created}
 
 
 def default_keys_path() -> Path:
@@ -89,6 +106,18 @@ def check_name(name: str, what: str = "key name") -> str:
         raise ValueError(f"invalid {what} {name!r}: use 1-64 letters, digits and _ . : @ -, "
                          "starting with a letter or digit")
     return name
+
+
+def check_scopes(scopes: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """``scopes`` without repeats (None or empty: the default, ``run``); ValueError for one
+    that is not a known scope."""
+    if not scopes:
+        return DEFAULT_SCOPES
+    for scope in scopes:
+        if scope not in SCOPES:
+            shown = repr(scope) if isinstance(scope, str) and _NAME.fullmatch(scope) else "?"
+            raise ValueError(f"unknown scope {shown} (known: {', '.join(SCOPES)})")
+    return tuple(dict.fromkeys(scopes))
 
 
 def read_keys(path: Path) -> list[ApiKey]:
@@ -121,6 +150,14 @@ def read_keys(path: Path) -> list[ApiKey]:
         if not ok:
             raise KeysFileError(f"entry {i} is malformed (needs name, sha256, graphs)",
                                 file=where)
+        scopes = entry.get("scopes")  # absent in files written before scopes: run
+        if scopes is not None:
+            try:
+                if not isinstance(scopes, list) or not scopes:
+                    raise ValueError("scopes must be a non-empty list")
+                key = dataclasses.replace(key, scopes=check_scopes(scopes))
+            except ValueError as exc:
+                raise KeysFileError(f"entry {i}: {exc}", file=where) from None
         keys.append(key)
     return keys
 
@@ -150,10 +187,13 @@ def write_keys(path: Path, keys: list[ApiKey]) -> None:
             os.close(dir_fd)
 
 
-def add_key(path: Path, name: str, graphs: list[str] | None = None) -> str:
-    """Make a key named ``name`` for ``graphs`` (default: any), store its hash in ``path``
-    (created if missing) and return the key itself: the only time it is ever available."""
+def add_key(path: Path, name: str, graphs: list[str] | None = None,
+            scopes: list[str] | tuple[str, ...] | None = None) -> str:
+    """Make a key named ``name`` for ``graphs`` (default: any) with ``scopes`` (default:
+    ``run``; ValueError for an unknown one), store its hash in ``path`` (created if missing) and
+    return the key itself: the only time it is ever available."""
     check_name(name)
+    granted = check_scopes(scopes)
     allowed = tuple(graphs) if graphs else (ANY_GRAPH,)
     for g in allowed:
         if g != ANY_GRAPH:
@@ -164,7 +204,7 @@ def add_key(path: Path, name: str, graphs: list[str] | None = None) -> str:
     key = new_key()
     created = datetime.now(UTC).isoformat(timespec="seconds")
     write_keys(path, [*keys, ApiKey(name=name, sha256=hash_key(key), graphs=allowed,
-                                    created=created)])
+                                    created=created, scopes=granted)])
     return key
 
 

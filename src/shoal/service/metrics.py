@@ -9,15 +9,17 @@ Counted from each RunResult a request produced (the server's start-up warm-up is
 - ``shoal_run_latency_seconds`` and ``shoal_node_latency_seconds{node}``: histograms.
 
 Read at scrape time: ``shoal_circuit_state{backend}`` (0 closed, 1 half open, 2 open) for every
-circuit breaker of the process, and ``shoal_outbox_pending``, the pending rows of the graph's
-outbox (0 while it has no file).
+circuit breaker of the process, ``shoal_outbox_pending``, the pending rows of the graph's
+outbox (0 while it has no file), and ``shoal_model_version_info{node, version}`` (always 1): the
+version of each learnable node's model running now (``v1``: the graph file's; it changes when
+``shoal promote`` or ``shoal rollback`` is picked up).
 
 .. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -39,8 +41,10 @@ _NODE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 class _ScrapeTime(Collector):
     """Gauges whose value lives elsewhere: read when Prometheus scrapes."""
 
-    def __init__(self, outbox: Outbox | None) -> None:
+    def __init__(self, outbox: Outbox | None,
+                 versions: Callable[[], Mapping[str, str]] | None = None) -> None:
         self.outbox = outbox
+        self.versions = versions
 
     def collect(self) -> Iterable[Metric]:
         states = GaugeMetricFamily("shoal_circuit_state",
@@ -52,6 +56,12 @@ class _ScrapeTime(Collector):
         yield GaugeMetricFamily("shoal_outbox_pending",
                                 "Escalations waiting in the graph's outbox for the planner.",
                                 value=self._pending())
+        info = GaugeMetricFamily("shoal_model_version_info",
+                                 "The version of each learnable node's model running now "
+                                 "(always 1).", labels=["node", "version"])
+        for node, version in sorted((self.versions() if self.versions else {}).items()):
+            info.add_metric([node, version], 1)
+        yield info
 
     def _pending(self) -> int:
         # Never create the file just to say it is empty.
@@ -63,7 +73,8 @@ class _ScrapeTime(Collector):
 class Metrics:
     """The counters and histograms of one served graph, and their text exposition."""
 
-    def __init__(self, *, outbox: Outbox | None = None) -> None:
+    def __init__(self, *, outbox: Outbox | None = None,
+                 versions: Callable[[], Mapping[str, str]] | None = None) -> None:
         self.registry = CollectorRegistry()
         self.runs = Counter("shoal_runs", "Runs finished, by status.", ["status"],
                             registry=self.registry)
@@ -74,7 +85,7 @@ class Metrics:
                                      buckets=_RUN_BUCKETS, registry=self.registry)
         self.node_latency = Histogram("shoal_node_latency_seconds", "Node latency, by node.",
                                       ["node"], buckets=_NODE_BUCKETS, registry=self.registry)
-        self.registry.register(_ScrapeTime(outbox))
+        self.registry.register(_ScrapeTime(outbox, versions))
 
     def observe(self, result: RunResult) -> None:
         self.runs.labels(status=result.status).inc()

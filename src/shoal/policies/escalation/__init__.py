@@ -10,6 +10,8 @@
 - :mod:`~shoal.policies.escalation.budget`, :mod:`~shoal.policies.escalation.circuit`,
   :mod:`~shoal.policies.escalation.outbox`: caps, outage handling, the durable outbox;
 - :mod:`~shoal.policies.escalation.ledger`: every answered escalation, kept as training data;
+- :mod:`~shoal.policies.escalation.review`: a person's label for an entry (checked, audited);
+- :mod:`~shoal.policies.escalation.model_registry`: learned versions, champion, shadow;
 - :mod:`~shoal.policies.escalation.calibration`: RouteLLM's PGR, APGR and CPT.
 """
 
@@ -18,6 +20,15 @@ from shoal.policies.escalation.circuit import CircuitBreaker, CircuitOpen
 from shoal.policies.escalation.escalator import Escalator, LocalAnswer, Outcome
 from shoal.policies.escalation.guard import RemoteGuard
 from shoal.policies.escalation.ledger import LedgerEntry, LedgerStore, SqliteLedger, training_lines
+from shoal.policies.escalation.model_registry import (
+    BASE_VERSION,
+    ModelEvent,
+    ModelRegistry,
+    ModelVersion,
+    ShadowRecord,
+    SqliteModelRegistry,
+    version_number,
+)
 from shoal.policies.escalation.outbox import Outbox, OutboxRow, default_outbox_path, outbox_path
 from shoal.policies.escalation.planner_call import PlannerReply, ask_planner
 from shoal.policies.escalation.red_flags import (
@@ -26,6 +37,12 @@ from shoal.policies.escalation.red_flags import (
     builtin_red_flag_names,
     load_red_flags,
     matcher_for,
+)
+from shoal.policies.escalation.review import (
+    ReviewError,
+    review_audit_path,
+    review_label,
+    review_queue,
 )
 from shoal.policies.escalation.rules import (
     DEFAULT_SYSTEM,
@@ -45,6 +62,7 @@ from shoal.policies.escalation.rules import (
 )
 
 __all__ = [
+    "BASE_VERSION",
     "Budget",
     "BudgetSpec",
     "CircuitBreaker",
@@ -58,6 +76,9 @@ __all__ = [
     "LedgerEntry",
     "LedgerStore",
     "LocalAnswer",
+    "ModelEvent",
+    "ModelRegistry",
+    "ModelVersion",
     "NodeRule",
     "Outbox",
     "OutboxRow",
@@ -66,9 +87,12 @@ __all__ = [
     "RedFlagMatcher",
     "RedFlagPack",
     "RemoteGuard",
+    "ReviewError",
     "RouterRule",
     "Rules",
+    "ShadowRecord",
     "SqliteLedger",
+    "SqliteModelRegistry",
     "UNMASKABLE_AGENTS",
     "ask_planner",
     "builtin_policy_names",
@@ -81,5 +105,9 @@ __all__ = [
     "outbox_path",
     "policy_path",
     "resolve_rules",
+    "review_audit_path",
+    "review_label",
+    "review_queue",
     "training_lines",
+    "version_number",
 ]

@@ -1,0 +1,334 @@
+"""Which model a node runs: learned versions, the champion, the shadow, and shadow records.
+
+The learning loop (``shoal learn``, ``shoal shadow``, ``shoal promote``, ``shoal rollback``)
+keeps its state here, in the same store as the outbox and the ledger (the graph's
+``escalation.outbox``, else ``$SHOAL_OUTBOX``, else ``.shoal/outbox.sqlite``), so that every
+process of a graph (``shoal run``, each ``shoal serve``) sees one champion.
+
+- A **version** is a candidate ``shoal learn`` built: its classifier file, its router file (when
+  the node has a learned router), its parent and its lineage (data hashes and counts, metrics on
+  the frozen evaluation split). ``v1`` is the model the graph file names; it is never stored.
+- The **champion** is what the node runs. It is the top of a stack kept as an append-only list
+  of events: ``promote`` pushes a version, ``rollback`` pops one (never below ``v1``). Every
+  event is kept, so the history can be audited and replayed.
+- The **shadow** is a version that runs beside the champion without changing any output
+  (``shadow_start`` / ``shadow_stop`` events); each shadowed run adds one **shadow record**: the
+  labels and confidences of both, never the text.
+
+:class:`ModelRegistry` is the interface a Postgres store implements later;
+:class:`SqliteModelRegistry` is the embedded one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol
+
+from shoal.policies.escalation.outbox import open_store
+
+__all__ = ["BASE_VERSION", "ModelEvent", "ModelRegistry", "ModelVersion", "ShadowRecord",
+           "SqliteModelRegistry", "version_number"]
+
+BASE_VERSION: Final = "v1"
+"""The version name of the model a graph file names."""
+
+EventAction = Literal["promote", "rollback", "shadow_start", "shadow_stop"]
+
+_VERSION = re.compile(r"v([1-9][0-9]{0,5})")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS model_versions (
+    graph TEXT NOT NULL,
+    node TEXT NOT NULL,
+    version TEXT NOT NULL,
+    model_path TEXT NOT NULL,
+    router_path TEXT,
+    parent TEXT NOT NULL,
+    created REAL NOT NULL,
+    lineage TEXT NOT NULL,
+    PRIMARY KEY (graph, node, version)
+);
+CREATE TABLE IF NOT EXISTS model_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    graph TEXT NOT NULL,
+    node TEXT NOT NULL,
+    action TEXT NOT NULL,
+    version TEXT NOT NULL,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS shadow_records (
+    id TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    graph TEXT NOT NULL,
+    node TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    champion_version TEXT NOT NULL,
+    champion_label TEXT,
+    champion_confidence REAL,
+    candidate_version TEXT NOT NULL,
+    candidate_label TEXT,
+    candidate_confidence REAL
+);
+CREATE INDEX IF NOT EXISTS shadow_node ON shadow_records (graph, node, candidate_version);
+"""
+
+
+def version_number(version: str) -> int:
+    """``"v3"`` -> 3; ValueError for anything else."""
+    match = _VERSION.fullmatch(version)
+    if match is None:
+        raise ValueError(f"{version!r} is not a version name (v1, v2, ...)")
+    return int(match.group(1))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """One learned candidate of a node."""
+
+    graph: str
+    node: str
+    version: str
+    model_path: str
+    router_path: str | None
+    parent: str
+    created: float
+    lineage: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEvent:
+    seq: int
+    at: float
+    graph: str
+    node: str
+    action: EventAction
+    version: str
+    detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowRecord:
+    """One run in which a shadow answered beside the champion (labels only, never text)."""
+
+    id: str
+    at: float
+    graph: str
+    node: str
+    record_id: str
+    run_id: str
+    champion_version: str
+    champion_label: str | None
+    champion_confidence: float | None
+    candidate_version: str
+    candidate_label: str | None
+    candidate_confidence: float | None
+
+
+class ModelRegistry(Protocol):
+    """The learning loop's state (SQLite here; Postgres later)."""
+
+    def register(self, *, graph: str, node: str, model_path: str, router_path: str | None,
+                 parent: str, lineage: dict[str, Any], version: str | None = None
+                 ) -> ModelVersion: ...
+
+    def next_version(self, graph: str, node: str) -> str: ...
+
+    def version(self, graph: str, node: str, version: str) -> ModelVersion | None: ...
+
+    def versions(self, graph: str, node: str | None = None) -> list[ModelVersion]: ...
+
+    def events(self, graph: str, node: str | None = None) -> list[ModelEvent]: ...
+
+    def add_event(self, *, graph: str, node: str, action: EventAction, version: str,
+                  detail: dict[str, Any] | None = None) -> ModelEvent: ...
+
+    def champion(self, graph: str, node: str) -> str: ...
+
+    def champions(self, graph: str) -> dict[str, list[str]]: ...
+
+    def shadow(self, graph: str, node: str) -> str | None: ...
+
+    def state(self, graph: str) -> int: ...
+
+    def add_shadow(self, *, graph: str, node: str, record_id: str, run_id: str,
+                   champion_version: str, champion_label: str | None,
+                   champion_confidence: float | None, candidate_version: str,
+                   candidate_label: str | None, candidate_confidence: float | None) -> str: ...
+
+    def shadow_records(self, graph: str, node: str,
+                       candidate_version: str | None = None) -> list[ShadowRecord]: ...
+
+
+class SqliteModelRegistry:
+    """The registry's tables in the escalation store's SQLite file (WAL; threads and processes
+    share it)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = open_store(self.path, _SCHEMA)
+            conn.row_factory = sqlite3.Row
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # --- versions -------------------------------------------------------------------------------
+
+    def next_version(self, graph: str, node: str) -> str:
+        """The name the next candidate of ``node`` gets: one past the highest so far."""
+        numbers = [version_number(v.version) for v in self.versions(graph, node)]
+        return f"v{max([1, *numbers]) + 1}"
+
+    def register(self, *, graph: str, node: str, model_path: str, router_path: str | None,
+                 parent: str, lineage: dict[str, Any], version: str | None = None
+                 ) -> ModelVersion:
+        """Record a candidate (its files already written); ValueError when the version exists."""
+        name = version or self.next_version(graph, node)
+        if version_number(name) == 1:
+            raise ValueError(f"{BASE_VERSION} is the graph file's model; learned versions "
+                             "start at v2")
+        row = ModelVersion(graph=graph, node=node, version=name, model_path=model_path,
+                           router_path=router_path, parent=parent, created=time.time(),
+                           lineage=lineage)
+        try:
+            with self._lock:
+                self._db().execute(
+                    "INSERT INTO model_versions (graph, node, version, model_path, router_path, "
+                    "parent, created, lineage) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (graph, node, name, model_path, router_path, parent, row.created,
+                     json.dumps(lineage, sort_keys=True)))
+        except sqlite3.IntegrityError:
+            raise ValueError(f"node {node!r} of graph {graph!r} already has a version "
+                             f"{name!r}") from None
+        return row
+
+    @staticmethod
+    def _version(row: sqlite3.Row) -> ModelVersion:
+        data = dict(row)
+        data["lineage"] = json.loads(data["lineage"])
+        return ModelVersion(**data)
+
+    def version(self, graph: str, node: str, version: str) -> ModelVersion | None:
+        with self._lock:
+            row = self._db().execute(
+                "SELECT * FROM model_versions WHERE graph = ? AND node = ? AND version = ?",
+                (graph, node, version)).fetchone()
+        return None if row is None else self._version(row)
+
+    def versions(self, graph: str, node: str | None = None) -> list[ModelVersion]:
+        sql, args = "SELECT * FROM model_versions WHERE graph = ?", [graph]
+        if node is not None:
+            sql += " AND node = ?"
+            args.append(node)
+        with self._lock:
+            rows = self._db().execute(sql + " ORDER BY created, version", args).fetchall()
+        return sorted((self._version(r) for r in rows),
+                      key=lambda v: (v.node, version_number(v.version)))
+
+    # --- events: champion and shadow -----------------------------------------------------------
+
+    def events(self, graph: str, node: str | None = None) -> list[ModelEvent]:
+        sql, args = "SELECT * FROM model_events WHERE graph = ?", [graph]
+        if node is not None:
+            sql += " AND node = ?"
+            args.append(node)
+        with self._lock:
+            rows = self._db().execute(sql + " ORDER BY seq", args).fetchall()
+        return [ModelEvent(seq=r["seq"], at=r["at"], graph=r["graph"], node=r["node"],
+                           action=r["action"], version=r["version"],
+                           detail=json.loads(r["detail"]) if r["detail"] else None)
+                for r in rows]
+
+    def add_event(self, *, graph: str, node: str, action: EventAction, version: str,
+                  detail: dict[str, Any] | None = None) -> ModelEvent:
+        """Append one event. The caller checks it makes sense (the gate, the stack depth)."""
+        at = time.time()
+        with self._lock:
+            cursor = self._db().execute(
+                "INSERT INTO model_events (at, graph, node, action, version, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (at, graph, node, action, version,
+                 None if detail is None else json.dumps(detail, sort_keys=True)))
+        seq = cursor.lastrowid
+        assert seq is not None
+        return ModelEvent(seq=seq, at=at, graph=graph, node=node, action=action,
+                          version=version, detail=detail)
+
+    def champions(self, graph: str) -> dict[str, list[str]]:
+        """node -> its champion stack, oldest first (``[v1, ...]``), for nodes with events."""
+        stacks: dict[str, list[str]] = {}
+        for e in self.events(graph):
+            stack = stacks.setdefault(e.node, [BASE_VERSION])
+            if e.action == "promote":
+                stack.append(e.version)
+            elif e.action == "rollback" and len(stack) > 1:
+                stack.pop()
+        return stacks
+
+    def champion(self, graph: str, node: str) -> str:
+        """The version ``node`` runs: ``v1`` (the graph file's model) until a promotion."""
+        return self.champions(graph).get(node, [BASE_VERSION])[-1]
+
+    def shadow(self, graph: str, node: str) -> str | None:
+        """The version shadowing ``node``, or None."""
+        current: str | None = None
+        for e in self.events(graph, node):
+            if e.action == "shadow_start":
+                current = e.version
+            elif e.action == "shadow_stop":
+                current = None
+        return current
+
+    def state(self, graph: str) -> int:
+        """A number that changes whenever any of the graph's events does (the last event's
+        sequence number, 0 before any): what a running server polls."""
+        with self._lock:
+            row = self._db().execute("SELECT MAX(seq) FROM model_events WHERE graph = ?",
+                                     (graph,)).fetchone()
+        return int(row[0] or 0)
+
+    # --- shadow records -------------------------------------------------------------------------
+
+    def add_shadow(self, *, graph: str, node: str, record_id: str, run_id: str,
+                   champion_version: str, champion_label: str | None,
+                   champion_confidence: float | None, candidate_version: str,
+                   candidate_label: str | None, candidate_confidence: float | None) -> str:
+        record = uuid.uuid4().hex
+        with self._lock:
+            self._db().execute(
+                "INSERT INTO shadow_records (id, at, graph, node, record_id, run_id, "
+                "champion_version, champion_label, champion_confidence, candidate_version, "
+                "candidate_label, candidate_confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?)",
+                (record, time.time(), graph, node, record_id, run_id, champion_version,
+                 champion_label, champion_confidence, candidate_version, candidate_label,
+                 candidate_confidence))
+        return record
+
+    def shadow_records(self, graph: str, node: str,
+                       candidate_version: str | None = None) -> list[ShadowRecord]:
+        sql, args = "SELECT * FROM shadow_records WHERE graph = ? AND node = ?", [graph, node]
+        if candidate_version is not None:
+            sql += " AND candidate_version = ?"
+            args.append(candidate_version)
+        with self._lock:
+            rows = self._db().execute(sql + " ORDER BY at, id", args).fetchall()
+        return [ShadowRecord(**dict(r)) for r in rows]
