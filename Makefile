@@ -71,6 +71,7 @@ bench: venv
 	$(PY) benchmarks/replies.py --baseline --fresh-seed 20261202
 	$(PY) benchmarks/soak.py
 	$(PY) benchmarks/serve_load.py
+	$(PY) benchmarks/learning.py
 	$(PY) benchmarks/readme_results.py
 
 clean:

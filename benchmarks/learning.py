@@ -38,6 +38,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,7 +88,8 @@ def _rounds(records: Sequence[Record], n: int, seed: int) -> list[list[Record]]:
 def _measure(results: Sequence[RunResult], gold: dict[str, str]) -> dict[str, Any]:
     reached = escalated = right = 0
     emergencies = caught = 0
-    shadowed = 0
+    shadowed = critical = 0
+    why: Counter[str] = Counter()
     for r in results:
         trace = next((t for t in r.nodes if t.node == NODE), None)
         truth = gold[r.id]
@@ -99,13 +101,18 @@ def _measure(results: Sequence[RunResult], gold: dict[str, str]) -> dict[str, An
             continue  # refused by the guard: never reached triage
         reached += 1
         escalated += bool(trace.escalated or trace.pending)
+        critical += bool((trace.escalated or trace.pending) and trace.critical)
+        if trace.escalated or trace.pending:
+            why[f"{'critical' if trace.critical else 'unsure'}:{truth}"] += 1
         right += final == truth
         shadowed += trace.shadow is not None
     return {"n": len(results), "reached_triage": reached,
             "planner_share": escalated / reached if reached else 0.0,
             "accuracy": right / reached if reached else 0.0,
             "emergency_recall": caught / emergencies if emergencies else None,
-            "emergencies": emergencies, "shadowed": shadowed}
+            "critical_escalations": critical, "escalated_by_gold": dict(why.most_common()),
+            "emergencies": emergencies,
+            "shadowed": shadowed}
 
 
 def run_stream(setup: NodeSetup, base: NodeData, evaluation: NodeData,
@@ -130,7 +137,9 @@ def run_stream(setup: NodeSetup, base: NodeData, evaluation: NodeData,
             version = graph.model_versions().get(NODE)
             started = time.perf_counter()
             results = asyncio.run(graph.abatch([(r.id, r.text) for r in rnd]))
+            found = registry.version(setup.graph, NODE, version) if version else None
             row = _measure(results, gold) | {"round": i, "version": version,
+                                             "thresholds": found.thresholds if found else None,
                                              "run_s": round(time.perf_counter() - started, 1)}
             shadow = registry.shadow(setup.graph, NODE)
             row["shadow"] = shadow
@@ -251,31 +260,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs[name] = run_stream(setup, base, evaluation, rounds, store=store,
                                     models=folder / "models", wrong_share=wrong, label=name)
     oracle_run, noisy_name = runs["oracle planner"], f"{args.wrong_share:.0%} wrong planner"
-    noisy = runs[noisy_name]
-    result = {
+    result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python benchmarks/learning.py " + " ".join(argv or sys.argv[1:]),
         "graph": "examples/healthcare/cascade.yaml cut after triage",
         "stream": f"test split ({sum(map(len, rounds))} messages), order seed "
                   f"{args.order_seed}, {len(rounds)} rounds",
         "frozen_split": f"dev ({len(evaluation.texts)} messages)",
+        "learn": setup.learn.model_dump(mode="json"),
         "rounds": [{k: r[k] for k in ("planner_share", "accuracy", "emergency_recall",
                                       "version")} for r in oracle_run["rounds"]],
         "targets": _targets(oracle_run["rounds"]),
         "oracle": oracle_run,
-        "noisy": {"wrong_share": args.wrong_share, **noisy,
-                  "gates": sum("gate" in r for r in noisy["rounds"]),
-                  "refused": len(noisy["refusals"]),
-                  "targets": _targets(noisy["rounds"])},
-        "seconds": round(time.perf_counter() - started, 1),
     }
+    curves = {"oracle planner": oracle_run["rounds"]}
+    if noisy_name in runs:
+        noisy = runs[noisy_name]
+        result["noisy"] = {"wrong_share": args.wrong_share, **noisy,
+                           "gates": sum("gate" in r for r in noisy["rounds"]),
+                           "refused": len(noisy["refusals"]),
+                           "targets": _targets(noisy["rounds"])}
+        curves[noisy_name] = noisy["rounds"]
+    result["seconds"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    plot(args.out.with_suffix(".png"), {"oracle planner": oracle_run["rounds"],
-                                        noisy_name: noisy["rounds"]})
-    console.print(f"targets (oracle run): {result['targets']}; noisy run: "
-                  f"{result['noisy']['refused']} of {result['noisy']['gates']} candidates "
-                  f"refused; wrote {args.out.relative_to(ROOT)} in {result['seconds']:.0f} s")
+    plot(args.out.with_suffix(".png"), curves)
+    noisy_line = ("" if "noisy" not in result else
+                  f"; noisy run: {result['noisy']['refused']} of {result['noisy']['gates']} "
+                  "candidates refused")
+    console.print(f"targets (oracle run): {result['targets']}{noisy_line}; wrote {args.out} "
+                  f"in {result['seconds']:.0f} s")
     return 0
 
 

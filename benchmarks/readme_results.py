@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,9 @@ def render() -> str:
     serve_load = _load("serve_load.json")
     if serve_load:
         out += _serve_load(serve_load)
+    learning = _load("learning.json")
+    if learning:
+        out += _learning(learning)
     if not out:
         out = ["No benchmark results yet: run `make bench`.", ""]
     return "\n".join(out).rstrip() + "\n"
@@ -417,6 +421,57 @@ def _serve_load(s: dict[str, Any]) -> list[str]:
         f"SIGTERM. Measured {s['machine']['date'][:10]}.",
         "",
     ]
+
+
+def _learning(r: dict[str, Any]) -> list[str]:
+    oracle = r["oracle"]["rounds"]
+    t = r["targets"]
+
+    def verdict(row: dict[str, Any]) -> str:
+        gate = row.get("gate")
+        if gate is None:
+            return ""
+        if gate["promoted"]:
+            return f"{gate['version']} promoted"
+        return f"{gate['version']} refused: " + ", ".join(gate["failed"])
+
+    out = [
+        f"**Learning loop** (`benchmarks/learning.py`): {r['stream']} through the cascade "
+        "(guard -> mask -> triage); an always-right planner answers what escalates; after each "
+        "round the candidate that shadowed it goes through the promotion gate "
+        f"(frozen split: {r['frozen_split']}) and a new one is learned from the ledger.",
+        "",
+        "| round | version | planner share | of it: emergency net | accuracy | emergency "
+        "recall | gate after the round |",
+        "|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for row in oracle:
+        esc = round(row["planner_share"] * row["reached_triage"])
+        out.append(
+            f"| {row['round']} | {row['version']} | {row['planner_share']:.3f} | "
+            f"{row['critical_escalations']} of {esc} | {row['accuracy']:.3f} | "
+            f"{_num(row['emergency_recall'])} | {verdict(row)} |")
+    first, last = oracle[0], oracle[-1]
+    out += ["", f"Targets: final share <= half of round 1's ({last['planner_share']:.3f} vs "
+                f"{first['planner_share']:.3f}): {_met(t['share_halved'])}; accuracy not lower "
+                f"than round 1's: {_met(t['accuracy_kept'])}; emergency recall >= 0.99 in every "
+                f"round: {_met(t['emergency_recall_every_round'])}."]
+    noisy = r.get("noisy")
+    if noisy:
+        reasons = Counter(name for refusal in noisy["refusals"] for name in refusal["failed"])
+        out += ["", f"With a planner wrong on {noisy['wrong_share']:.0%} of its answers, the "
+                    f"gate refused {noisy['refused']} of {noisy['gates']} candidates ("
+                    + (", ".join(f"{k}: {v}" for k, v in reasons.most_common()) or "none")
+                    + f"); final share {noisy['rounds'][-1]['planner_share']:.3f}, accuracy "
+                    f"{noisy['rounds'][-1]['accuracy']:.3f}, emergency recall >= 0.99 in every "
+                    f"round: {_met(noisy['targets']['emergency_recall_every_round'])} (a "
+                    "sure planner's answer replaces a critical label, so its wrong answers on "
+                    "escalated emergencies count as misses)."
+                + (" No candidate went live: its share curve is v1's on the same rounds."
+                   if noisy["refused"] == noisy["gates"] else "")]
+    out += ["", "![planner share and accuracy per round](benchmarks/results/learning.png)", "",
+            f"Measured {r['date'][:10]} (`{r['command'].strip()}`, {r['seconds']:.0f} s).", ""]
+    return out
 
 
 def splice(readme: str, block: str) -> str:

@@ -66,7 +66,7 @@ nodes:
     agent: classifier
     model: triage
     learn: {{train: {HEALTH / 'data' / 'train.jsonl'}, eval: {HEALTH / 'data' / 'dev.jsonl'},
-             min_shadow: 5}}
+             min_shadow: 5, ledger_weight: 10, accuracy_tolerance: 0.05, target_accuracy: 0.9}}
 edges: [guard -> mask -> triage]
 output: triage
 escalation:
@@ -173,6 +173,13 @@ def test_learn_writes_a_version_with_its_lineage(loop: Loop, learned: str):
     assert lineage["eval"]["n"] == 267
     assert set(lineage["metrics"]) == {"champion", "candidate"}
     assert lineage["metrics"]["candidate"]["critical_recall"]["emergency"] is not None
+    # Its own thresholds: the emergency floor chosen out of fold (recall >= min_recall on its
+    # training rows), the confidence threshold for the node's target on the frozen split.
+    assert 0.0 < lineage["rule"]["critical"]["emergency"] < 1.0
+    floor = lineage["rule_choice"]["critical"]["emergency"]
+    assert floor["met"] and floor["recall_out_of_fold"] >= 0.99
+    assert 0.0 <= lineage["rule"]["below"] <= 1.0
+    assert lineage["rule_choice"]["below"]["cascade_accuracy"] >= 0.9
     # Nothing that runs changed: the champion is still the graph file's model.
     assert SqliteModelRegistry(loop.store).champion(GRAPH_NAME, "triage") == "v1"
 
@@ -237,7 +244,9 @@ def test_the_gate_refuses_a_candidate_that_loses_emergency_recall(loop: Loop, le
     done = loop.shoal("promote", str(loop.graph), "--node", "triage", "--version", "v9")
     assert done.returncode == 1, done.stdout + done.stderr
     failing = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
-    assert any("recall:emergency (critical)" in line and "no override" in line
+    # Every dev emergency carries a red flag, so the node's recall stays 1 whatever the model
+    # does; the model's own part (local label or floor) is what drops.
+    assert any("recall:emergency (model+floor)" in line and "no override" in line
                for line in failing)
     assert "v9 refused" in done.stderr
     assert registry.champion(GRAPH_NAME, "triage") == before

@@ -15,7 +15,7 @@ import pytest
 from shoal.errors import LearningError
 from shoal.graphs.loader import load_spec
 from shoal.graphs.spec import GraphSpec
-from shoal.learning.data import ledger_rows
+from shoal.learning.data import ledger_rows, text_key
 from shoal.learning.learn import NodeSetup, node_setup
 from shoal.learning.promote import rollback, start_shadow, stop_shadow
 from shoal.learning.shadow import shadow_stats
@@ -99,6 +99,17 @@ def test_latest_planner_label_wins_and_conflicts_are_counted(ledger: SqliteLedge
     assert rows.sources == ["planner", "planner"]
     assert rows.duplicates == 3
     assert rows.conflicts == 1
+
+
+def test_rows_do_not_depend_on_the_order_runs_finished_in(ledger: SqliteLedger) -> None:
+    """Concurrent runs append to the ledger in any order; the same labels must give the same
+    training rows (and so the same model and folds)."""
+    texts = [f"message number {i}" for i in range(8)]
+    for t in texts:
+        add(ledger, t, "billing")
+    forward = ledger_rows(ledger.entries(graph=G, node=N), LABELS)
+    backward = ledger_rows(list(reversed(ledger.entries(graph=G, node=N))), LABELS)
+    assert forward.texts == backward.texts == sorted(texts, key=text_key)
 
 
 def test_label_outside_the_nodes_labels_is_left_out_and_counted(ledger: SqliteLedger) -> None:
@@ -212,12 +223,35 @@ def test_node_setup_of_the_cascade_triage(setup: NodeSetup) -> None:
 
 
 def test_node_setup_files(setup: NodeSetup, registry: SqliteModelRegistry) -> None:
-    assert setup.files(registry, "v1") == (setup.base_model, None)
+    v1 = setup.files(registry, "v1")
+    assert (v1.model, v1.router, v1.rule) == (setup.base_model, None, setup.rule)
     registry.register(graph=setup.graph, node=setup.node, model_path="learned/v2.onnx",
                       router_path=None, parent="v1", lineage={})
-    assert setup.files(registry, "v2") == (Path("learned/v2.onnx"), None)
+    v2 = setup.files(registry, "v2")
+    assert (v2.model, v2.router, v2.rule) == (Path("learned/v2.onnx"), None, setup.rule)
     with pytest.raises(LearningError, match="no version 'v3'"):
         setup.files(registry, "v3")
+
+
+def test_a_version_runs_behind_its_own_thresholds(setup: NodeSetup,
+                                                  registry: SqliteModelRegistry) -> None:
+    """A floor or a confidence threshold belongs to one model's probabilities: the version's
+    lineage carries its own; red flags and min_recall stay the rule's."""
+    assert setup.rule is not None and setup.rule.below is not None
+    registry.register(graph=setup.graph, node=setup.node, model_path="learned/v2.onnx",
+                      router_path=None, parent="v1",
+                      lineage={"rule": {"below": 0.25, "critical": {"emergency": 0.2}}})
+    rule = setup.files(registry, "v2").rule
+    assert rule is not None and rule.below == 0.25
+    was, now = setup.rule.critical["emergency"], rule.critical["emergency"]
+    assert now.floor == 0.2 and was.floor != 0.2
+    assert (now.red_flags, now.min_recall, now.action) == (was.red_flags, was.min_recall,
+                                                          was.action)
+    # A floor the rule does not have (None: red flags only) is never invented.
+    registry.register(graph=setup.graph, node=setup.node, model_path="learned/v3.onnx",
+                      router_path=None, parent="v1",
+                      lineage={"rule": {"critical": {"emergency": None}}})
+    assert setup.files(registry, "v3").rule == setup.rule
 
 
 def test_node_setup_without_a_learn_block(cascade: GraphSpec) -> None:

@@ -175,3 +175,17 @@ def test_check_line_without_numbers() -> None:
     assert line.startswith("FAIL")
     assert "champion      -" in line and "candidate      -" in line
     assert "(" not in line.split("labelled)")[1]
+
+
+def test_the_models_own_emergency_recall_fails_on_its_own() -> None:
+    """Red flags can hold the node's recall at 1 whatever the model does (every emergency of
+    the split carries one); the model's own part (local label or floor) is checked beside it,
+    with no tolerance either."""
+    champion = replace(CHAMPION, model_recall={"emergency": 1.0})
+    weaker = replace(champion, model_recall={"emergency": 0.95})
+    result = gate(champion, weaker, SHADOW, accuracy_tolerance=0.05, **OPTS)
+    assert failed_names(result) == ["recall:emergency"]
+    found = check(result, "recall:emergency (model+floor)")
+    assert found.critical and "no override" in found.note
+    assert check(result, "recall:emergency (critical)").passed
+    assert gate(champion, champion, SHADOW, **OPTS).passed

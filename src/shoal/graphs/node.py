@@ -103,10 +103,12 @@ class NodeRunner:
         record goes on to them."""
 
     def adopt(self, other: NodeRunner) -> None:
-        """Run ``other``'s model, router and shadow from the next call on (a promotion, a
-        rollback or a shadow change picked up while the graph runs). A run in flight finishes
-        with what it started with."""
+        """Run ``other``'s model, its thresholds (a version's own floors and confidence
+        threshold), router and shadow from the next call on (a promotion, a rollback or a
+        shadow change picked up while the graph runs). A run in flight finishes with what it
+        started with."""
         self.agent, self.router, self.shadow = other.agent, other.router, other.shadow
+        self.rule = other.rule
         self.model_version, self.version = other.model_version, other.version
 
     async def __call__(self, state: RunState) -> dict[str, Any]:

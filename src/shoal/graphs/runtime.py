@@ -37,6 +37,7 @@ from shoal.policies.escalation import (
     BudgetSpec,
     CircuitBreaker,
     Escalator,
+    ModelVersion,
     NodeRule,
     Outbox,
     RemoteGuard,
@@ -44,6 +45,7 @@ from shoal.policies.escalation import (
     SqliteModelRegistry,
     outbox_path,
     resolve_rules,
+    version_rule,
 )
 from shoal.policies.privacy import DEFAULT_PACK
 from shoal.policies.scope import RunScope
@@ -132,10 +134,11 @@ class Graph:
 
     @property
     def learnable_nodes(self) -> list[str]:
-        """Nodes whose model is a trained classifier file (kind ``onnx-classifier``): the ones
-        ``shoal learn`` can retrain and ``shoal promote`` can switch."""
+        """Nodes with a ``learn:`` block whose model is a trained classifier file (kind
+        ``onnx-classifier``): the ones ``shoal learn`` can retrain and ``shoal promote`` can
+        switch."""
         return [name for name, node in self.spec.nodes.items()
-                if node.model is not None
+                if node.model is not None and node.learn is not None
                 and isinstance(self.spec.models.get(node.model), OnnxClassifierModelSpec)]
 
     def _versions(self, name: str) -> tuple[str, str | None]:
@@ -145,9 +148,9 @@ class Graph:
         return (self._registry.champion(self.spec.name, name),
                 self._registry.shadow(self.spec.name, name) if self._shadows else None)
 
-    def _version_model(self, name: str, version: str) -> tuple[Backend, str | None]:
-        """The node's classifier at ``version`` and that version's router file (None: the
-        escalation rule's)."""
+    def _version_model(self, name: str, version: str) -> tuple[Backend, ModelVersion | None]:
+        """The node's classifier at ``version`` and that version's registry row (None for
+        ``v1``: the graph file's model, router and floors)."""
         node = self.spec.nodes[name]
         assert node.model is not None
         if version == BASE_VERSION:
@@ -164,7 +167,7 @@ class Graph:
         except ShoalError as exc:
             raise BackendError(f"node {name!r} version {version}: {exc.message}",
                                backend=node.model) from exc
-        return model, row.router_path
+        return model, row
 
     def refresh_models(self) -> list[str]:
         """Pick up promotions, rollbacks and shadow changes made since the graph was built
@@ -213,9 +216,9 @@ class Graph:
         learnable = name in self.learnable_nodes
         champion, shadow_version = self._versions(name)
         model: Backend | None = self.models.get(node.model) if node.model else None
-        router_path: str | None = None
+        row: ModelVersion | None = None
         if learnable and champion != BASE_VERSION:
-            model, router_path = self._version_model(name, champion)
+            model, row = self._version_model(name, champion)
         shadow: ShadowModel | None = None
         if shadow_version is not None and shadow_version != champion:
             assert self._registry is not None
@@ -226,10 +229,11 @@ class Graph:
         labels = cls.labels(config)
         if labels is None and isinstance(model, Classifier):
             labels = frozenset(model.labels)  # a trained classifier knows its own labels
-        rule = self.rules.nodes.get(name)
+        rule = version_rule(self.rules.nodes.get(name), row)
         router = None
         if rule is not None and rule.router is not None:
-            router = self._router(name, router_path or rule.router.model, model)
+            path = row.router_path if row is not None and row.router_path else rule.router.model
+            router = self._router(name, path, model)
         sha = getattr(model, "model_sha256", None) or getattr(
             getattr(model, "sidecar", None), "model_sha256", None)
         tag = f"{node.model}:{champion}" if learnable else node.model

@@ -88,6 +88,9 @@ class LearnSpec(_Strict):
     accuracy_tolerance: float = Field(default=0.0, ge=0.0, le=0.05)
     """How much lower than the champion's the candidate's accuracy on the frozen split may be
     (critical-label recall has no tolerance)."""
+    ledger_weight: int = Field(default=1, ge=1, le=50)
+    """How many times each ledger row counts in training: the deployment's own traffic, a few
+    hundred rows beside thousands of base rows, barely moves the model at 1."""
     target_accuracy: float | None = Field(default=None, ge=0.0, le=1.0)
     """The node's cascade accuracy target on the frozen split (local answers, with an
     always-right planner for what escalates): a candidate must reach it. None: the champion's."""

@@ -21,7 +21,7 @@ from shoal.graphs.results import Record
 from shoal.models.onnx import file_sha256
 from shoal.policies.escalation import LedgerEntry
 
-__all__ = ["LedgerRows", "NodeData", "ledger_rows", "node_data", "rows_sha256"]
+__all__ = ["LedgerRows", "NodeData", "ledger_rows", "node_data", "rows_sha256", "text_key"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,12 @@ class NodeData:
     groups: list[str]
     skipped: int = 0
     """Records that failed before the node (a refusal does not stop them here)."""
+
+
+def text_key(text: str) -> str:
+    """A stable name for a text (its sha256, 16 hex digits): the order and the fold group of a
+    ledger row, the same in every run."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def rows_sha256(texts: Iterable[str], labels: Iterable[str]) -> str:
@@ -86,7 +92,8 @@ class LedgerRows:
 
 def ledger_rows(entries: Iterable[LedgerEntry], labels: Sequence[str]) -> LedgerRows:
     """One training row per distinct text among ``entries`` (oldest first): a person's label
-    outranks the planner's; among equals the latest wins."""
+    outranks the planner's; among equals the latest wins. Rows come ordered by
+    :func:`text_key`."""
     known = set(labels)
     chosen: dict[str, LedgerEntry] = {}
     seen: dict[str, set[str]] = {}
@@ -106,7 +113,9 @@ def ledger_rows(entries: Iterable[LedgerEntry], labels: Sequence[str]) -> Ledger
             if before.source == "human" and e.source != "human":
                 continue
         chosen[e.text] = e
-    rows = list(chosen.values())
+    # A fixed order (by the text's hash), not the ledger's: concurrent runs finish in any order,
+    # and the same labels must train the same model (and fall into the same folds).
+    rows = sorted(chosen.values(), key=lambda e: text_key(e.text))
     return LedgerRows(ids=[e.id for e in rows], texts=[e.text for e in rows],
                       labels=[e.label or "" for e in rows],
                       sources=[e.source or "planner" for e in rows], duplicates=duplicates,

@@ -21,7 +21,7 @@ from shoal.models.onnx import load_classifier
 from shoal.models.router import load_router
 from shoal.policies.escalation import NodeRule, decide
 
-__all__ = ["EvalMetrics", "evaluate_version"]
+__all__ = ["BelowChoice", "EvalMetrics", "choose_below", "evaluate_version"]
 
 _BATCH = 64
 
@@ -41,8 +41,15 @@ class EvalMetrics:
     """Local recall per label."""
     critical_recall: dict[str, float | None] = field(default_factory=dict)
     """Per critical label: gold records labelled so locally or made critical by the rule."""
+    model_recall: dict[str, float | None] = field(default_factory=dict)
+    """Per critical label with a floor: gold records the model catches on its own (labelled so
+    locally, or P(label) at or above the floor), red flags left out. Where every record of the
+    label carries a red flag, ``critical_recall`` is 1 whatever the model does: this is the
+    model's part of the net."""
     predicted: list[str] = field(default_factory=list, repr=False)
     confidence: list[float] = field(default_factory=list, repr=False)
+    wants: list[bool] = field(default_factory=list, repr=False)
+    """Per record: the node's decision sends it to the planner."""
 
     def as_dict(self) -> dict[str, object]:
         return {"n": self.n, "accuracy": round(self.accuracy, 4),
@@ -50,7 +57,9 @@ class EvalMetrics:
                 "cascade_accuracy": round(self.cascade_accuracy, 4),
                 "recall": {k: None if v is None else round(v, 4) for k, v in self.recall.items()},
                 "critical_recall": {k: None if v is None else round(v, 4)
-                                    for k, v in self.critical_recall.items()}}
+                                    for k, v in self.critical_recall.items()},
+                "model_recall": {k: None if v is None else round(v, 4)
+                                 for k, v in self.model_recall.items()}}
 
 
 async def _probabilities(model: Classifier, texts: Sequence[str]
@@ -118,4 +127,50 @@ async def evaluate_version(model_path: str | Path, texts: Sequence[str], gold: S
                                                for p, c in zip(predicted, critical,
                                                                strict=True)])
                          for label in critical_labels},
-        predicted=predicted, confidence=confidence)
+        model_recall={label: recall(label, [
+            p == label or (label in labels and bool(probs[i, labels.index(label)] >= floor))
+            for i, p in enumerate(predicted)])
+            for label in critical_labels
+            if rule is not None and (floor := rule.critical[label].floor) is not None},
+        predicted=predicted, confidence=confidence, wants=wants)
+
+
+@dataclass(frozen=True)
+class BelowChoice:
+    """A confidence threshold chosen for a cascade accuracy target, and what it does."""
+
+    below: float
+    target_accuracy: float
+    cascade_accuracy: float
+    share: float
+    met: bool
+    n: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"threshold": round(self.below, 6), "target_accuracy": self.target_accuracy,
+                "cascade_accuracy": round(self.cascade_accuracy, 4),
+                "share": round(self.share, 4), "met": self.met, "n": self.n}
+
+
+async def choose_below(model_path: str | Path, texts: Sequence[str], gold: Sequence[str],
+                       rule: NodeRule, target_accuracy: float, *,
+                       router_path: str | Path | None = None) -> BelowChoice:
+    """The smallest confidence threshold (``below``) at which the node's cascade reaches
+    ``target_accuracy`` on ``texts``: what ``shoal calibrate`` does for the graph's own model,
+    with every other part of ``rule`` (critical floors, red flags, router) as it is. When no
+    threshold reaches the target, 1.0 (escalate all but the surest) with ``met`` false."""
+    metrics = await evaluate_version(model_path, texts, gold, rule.model_copy(
+        update={"below": None}), router_path=router_path)
+    right = np.array([p == g for p, g in zip(metrics.predicted, gold, strict=True)], dtype=bool)
+    other = np.array(metrics.wants, dtype=bool)  # floors, red flags, router: they stay
+    confidence = np.array(metrics.confidence)
+    n = max(len(texts), 1)
+    for below in [*sorted({0.0, *map(float, confidence)}), 1.0]:
+        escalated = other | (confidence < below)
+        accuracy = float((right | escalated).sum()) / n
+        if accuracy >= target_accuracy - 1e-12:
+            return BelowChoice(below, target_accuracy, accuracy,
+                               float(escalated.sum()) / n, True, len(texts))
+    escalated = other | (confidence < 1.0)
+    return BelowChoice(1.0, target_accuracy, float((right | escalated).sum()) / n,
+                       float(escalated.sum()) / n, False, len(texts))

@@ -5,7 +5,9 @@ Checks, each with the champion's and the candidate's number:
 - ``accuracy``: on the frozen evaluation split, not lower than the champion's (less the node's
   ``learn.accuracy_tolerance``, 0 by default);
 - ``recall:<label>`` for every critical label: the recall the node guarantees on the frozen
-  split (local label or the critical rule firing), not lower. No tolerance and no override: a
+  split (local label or the critical rule firing), not lower; and ``recall:<label>
+  (model+floor)``, the same without red flags (where every record of the label in the split
+  carries a red flag, only this one can tell two models apart). No tolerance and no override: a
   model that loses emergency recall never goes live;
 - ``shadow``: on live traffic beside the champion, at least ``learn.min_shadow`` shadow records
   with a planner's or a person's label, and strictly better accuracy on them than the champion;
@@ -77,6 +79,11 @@ def gate(champion: EvalMetrics, candidate: EvalMetrics, shadow: ShadowStats, *,
         now = candidate.critical_recall.get(label)
         ok = was is None or (now is not None and now >= was - 1e-12)
         checks.append(GateCheck(f"recall:{label} (critical)", was, now, ok, critical=True,
+                                note="" if ok else "no override for a critical label"))
+    for label, was in champion.model_recall.items():
+        now = candidate.model_recall.get(label)
+        ok = was is None or (now is not None and now >= was - 1e-12)
+        checks.append(GateCheck(f"recall:{label} (model+floor)", was, now, ok, critical=True,
                                 note="" if ok else "no override for a critical label"))
     if shadow.labelled < max(min_shadow, 1):
         checks.append(GateCheck("shadow accuracy (labelled)", shadow.champion_accuracy,

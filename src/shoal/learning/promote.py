@@ -66,13 +66,11 @@ def promote(setup: NodeSetup, version: str, *, evaluation: NodeData, registry: M
             f"the frozen evaluation split {evaluation.source} changed since {version} was "
             f"learned (sha256 {frozen[:12]}… then, {evaluation.sha256[:12]}… now): restore it "
             "or learn the candidate again")
-    champion_model, champion_router = setup.files(registry, champion)
-    model, router = setup.files(registry, version)
+    was, now = setup.files(registry, champion), setup.files(registry, version)
     champion_metrics = asyncio.run(evaluate_version(
-        champion_model, evaluation.texts, evaluation.labels, setup.rule,
-        router_path=champion_router))
-    metrics = asyncio.run(evaluate_version(model, evaluation.texts, evaluation.labels,
-                                           setup.rule, router_path=router))
+        was.model, evaluation.texts, evaluation.labels, was.rule, router_path=was.router))
+    metrics = asyncio.run(evaluate_version(now.model, evaluation.texts, evaluation.labels,
+                                           now.rule, router_path=now.router))
     shadow = shadow_stats(registry, ledger, setup.graph, setup.node, version)
     result = gate(champion_metrics, metrics, shadow, min_shadow=setup.learn.min_shadow,
                   max_share=setup.max_share, accuracy_tolerance=setup.learn.accuracy_tolerance,

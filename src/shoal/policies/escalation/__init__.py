@@ -28,6 +28,7 @@ from shoal.policies.escalation.model_registry import (
     ShadowRecord,
     SqliteModelRegistry,
     version_number,
+    version_rule,
 )
 from shoal.policies.escalation.outbox import Outbox, OutboxRow, default_outbox_path, outbox_path
 from shoal.policies.escalation.planner_call import PlannerReply, ask_planner
@@ -110,4 +111,5 @@ __all__ = [
     "review_queue",
     "training_lines",
     "version_number",
+    "version_rule",
 ]

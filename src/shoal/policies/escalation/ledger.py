@@ -14,16 +14,13 @@ It lives in the same SQLite file as the outbox (the graph's ``escalation.outbox`
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-from shoal.policies.escalation.outbox import open_store
+from shoal.policies.escalation.outbox import SqliteStore
 
 __all__ = ["LedgerEntry", "LedgerStore", "SqliteLedger", "training_lines"]
 
@@ -104,27 +101,11 @@ class LedgerStore(Protocol):
     def set_human_label(self, entry_id: str, label: str) -> LedgerEntry | None: ...
 
 
-class SqliteLedger:
+class SqliteLedger(SqliteStore):
     """The ledger table of one SQLite file (WAL, shared safely between threads and
     processes, like the outbox beside it)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = open_store(self.path, _SCHEMA)
-            conn.row_factory = sqlite3.Row
-            self._conn = conn
-        return self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+    schema = _SCHEMA
 
     def append(self, *, graph: str, node: str, record_id: str, run_id: str, text: str,
                local_label: str | None, local_confidence: float | None, p_wrong: float | None,

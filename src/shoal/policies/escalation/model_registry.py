@@ -7,7 +7,9 @@ process of a graph (``shoal run``, each ``shoal serve``) sees one champion.
 
 - A **version** is a candidate ``shoal learn`` built: its classifier file, its router file (when
   the node has a learned router), its parent and its lineage (data hashes and counts, metrics on
-  the frozen evaluation split). ``v1`` is the model the graph file names; it is never stored.
+  the frozen evaluation split, and its escalation thresholds: a confidence threshold or a
+  critical floor is a threshold on one model's probabilities, so each version carries its own,
+  :func:`version_rule`). ``v1`` is the model the graph file names; it is never stored.
 - The **champion** is what the node runs. It is the top of a stack kept as an append-only list
   of events: ``promote`` pushes a version, ``rollback`` pops one (never below ``v1``). Every
   event is kept, so the history can be audited and replayed.
@@ -24,17 +26,16 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
-from shoal.policies.escalation.outbox import open_store
+from shoal.policies.escalation.outbox import SqliteStore
+from shoal.policies.escalation.rules import NodeRule
 
 __all__ = ["BASE_VERSION", "ModelEvent", "ModelRegistry", "ModelVersion", "ShadowRecord",
-           "SqliteModelRegistry", "version_number"]
+           "SqliteModelRegistry", "version_number", "version_rule"]
 
 BASE_VERSION: Final = "v1"
 """The version name of the model a graph file names."""
@@ -103,6 +104,33 @@ class ModelVersion:
     created: float
     lineage: dict[str, Any]
 
+    @property
+    def thresholds(self) -> dict[str, Any]:
+        """The escalation thresholds chosen for this version's probabilities (lineage
+        ``rule``): ``below`` and ``critical`` (label -> floor); empty for none."""
+        rule = self.lineage.get("rule")
+        return rule if isinstance(rule, dict) else {}
+
+
+def version_rule(rule: NodeRule | None, version: ModelVersion | None) -> NodeRule | None:
+    """The node's escalation rule with ``version``'s own thresholds: its confidence threshold
+    (``below``) and its critical floors, where the rule has them (the rule as written for
+    ``v1`` or a version without any). Red flags, ``min_recall``, actions and routers stay the
+    rule's: only the thresholds on the model's own probabilities move with the model."""
+    chosen = version.thresholds if version is not None else {}
+    if rule is None or not chosen:
+        return rule
+    update: dict[str, Any] = {}
+    if rule.below is not None and chosen.get("below") is not None:
+        update["below"] = float(chosen["below"])
+    floors = chosen.get("critical") or {}
+    if floors:
+        update["critical"] = {
+            label: crit.model_copy(update={"floor": float(floors[label])})
+            if crit.floor is not None and floors.get(label) is not None else crit
+            for label, crit in rule.critical.items()}
+    return rule.model_copy(update=update) if update else rule
+
 
 @dataclass(frozen=True, slots=True)
 class ModelEvent:
@@ -168,27 +196,11 @@ class ModelRegistry(Protocol):
                        candidate_version: str | None = None) -> list[ShadowRecord]: ...
 
 
-class SqliteModelRegistry:
+class SqliteModelRegistry(SqliteStore):
     """The registry's tables in the escalation store's SQLite file (WAL; threads and processes
     share it)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = open_store(self.path, _SCHEMA)
-            conn.row_factory = sqlite3.Row
-            self._conn = conn
-        return self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+    schema = _SCHEMA
 
     # --- versions -------------------------------------------------------------------------------
 

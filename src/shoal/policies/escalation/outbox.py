@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["Outbox", "OutboxRow", "default_outbox_path", "outbox_path"]
 
@@ -59,6 +59,34 @@ def open_store(path: Path, schema: str) -> sqlite3.Connection:
     return conn
 
 
+class SqliteStore:
+    """One set of tables in the escalation store's SQLite file (:func:`open_store`), opened on
+    first use; the outbox, the ledger and the model registry are each one."""
+
+    schema: ClassVar[str]
+    rows_by_name: ClassVar[bool] = True
+    """Rows as :class:`sqlite3.Row` (by column name); plain tuples when False."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = open_store(self.path, self.schema)
+            if self.rows_by_name:
+                conn.row_factory = sqlite3.Row
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
 def default_outbox_path() -> Path:
     """``$SHOAL_OUTBOX``, else ``.shoal/outbox.sqlite`` under the working directory."""
     return Path(os.environ.get("SHOAL_OUTBOX") or Path(".shoal") / "outbox.sqlite")
@@ -94,24 +122,11 @@ class OutboxRow:
     applied: bool
 
 
-class Outbox:
+class Outbox(SqliteStore):
     """One SQLite file; safe to share between threads of a process and between processes."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = open_store(self.path, _SCHEMA)
-        return self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+    schema = _SCHEMA
+    rows_by_name = False
 
     # -- writing ------------------------------------------------------------------------------
 
