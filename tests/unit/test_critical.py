@@ -191,6 +191,19 @@ def test_red_flags_and_negation(text: str, fired: list[str]) -> None:
     assert matcher_for("clinical_red_flags").fired(text) == fired
 
 
+@pytest.mark.parametrize(("text", "crisis"), [
+    ("I want to end my life", True),
+    ("i've been thinking of ending my life and i have the pills out", True),
+    ("crushing chest pain", False),  # an emergency, not a crisis
+    ("I have never thought of ending my life", False),
+])
+def test_crisis_is_one_test_for_every_agent(text: str, crisis: bool) -> None:
+    from shoal.policies.escalation.red_flags import CRISIS_FLAGS, crisis_fired
+
+    assert crisis_fired("clinical_red_flags", CRISIS_FLAGS, text) is crisis
+    assert not crisis_fired("clinical_red_flags", [], text)  # no crisis flags, no crisis
+
+
 def test_builtin_pack_has_the_clean_patterns_only() -> None:
     names = [f.name for f in matcher_for("clinical_red_flags").pack.flags]
     assert "heart_attack" not in names  # an 'extra'-only rule of the research file

@@ -73,7 +73,7 @@ from shoal.errors import PolicyViolation
 from shoal.models.pool import run_blocking
 from shoal.policies import privacy
 from shoal.policies.audit import AuditCheck, AuditLog, audit_log
-from shoal.policies.escalation.red_flags import matcher_for
+from shoal.policies.escalation.red_flags import CRISIS_FLAGS, crisis_fired, matcher_for
 from shoal.policies.privacy import (
     builtin_pack_names,
     load_pack,
@@ -155,7 +155,7 @@ class ReplyFitConfig(BaseModel):
     claims: str = "forbidden_claims"
     """A forbidden-claims pack: built-in name or path."""
     red_flags: str = "clinical_red_flags"
-    crisis_flags: list[str] = Field(default_factory=lambda: ["suicidal", "means_plan"])
+    crisis_flags: list[str] = Field(default_factory=lambda: list(CRISIS_FLAGS))
     """Red flags that call for the crisis pointers (988 and 911)."""
     label_from: str | None = None
     """The node whose label is the message's class (default: ``emergency_from``)."""
@@ -328,20 +328,24 @@ class ComplianceChecker(Agent):
     # -- the run ---------------------------------------------------------------------------------
 
     async def run(self, ctx: AgentContext) -> AgentResult:
-        text, problem = self._target(ctx)
+        # The target node's result, looked up once: the text, its source, the responder's
+        # dropped sentence and the advice to check all come from it.
+        found = self._target_result(ctx)
+        target = found[1]
+        text, problem = self._target(ctx, found)
         if text is None:
             results = [CheckResult("target", False, problem)]
         else:
-            subject = await self._subject(ctx, text)
+            subject = await self._subject(ctx, text, target)
             results = [self._checks[name](subject) for name in self.config.checks]
         failed = [r.name for r in results if not r.passed]
         verdict = FAIL if failed else PASS
         audited = [r.as_audit() for r in results]
-        source = self._source(ctx)
+        source = self._source(target)
         if source is not None:
             # Audit kinds are upper-case names (the log refuses anything that could be text).
             audited.append(AuditCheck("reply_source", True, kinds=(source.upper(),)))
-        dropped = self._dropped(ctx)
+        dropped = self._dropped(target)
         if dropped:
             # The responder's own decision: the model's sentence failed and was left out.
             audited.append(AuditCheck("personal_sentence", False, count=len(dropped),
@@ -376,9 +380,9 @@ class ComplianceChecker(Agent):
                 return name, ctx.results[name]
         return None, None
 
-    def _source(self, ctx: AgentContext) -> str | None:
+    @staticmethod
+    def _source(result: AgentResult | None) -> str | None:
         """Where the checked reply's words came from, for the audit record."""
-        _name, result = self._target_result(ctx)
         if result is None:
             return None
         out = result.output
@@ -388,17 +392,18 @@ class ComplianceChecker(Agent):
             return "personalised" if out.get("personal") else "template"
         return "model" if isinstance(out, str) else None
 
-    def _dropped(self, ctx: AgentContext) -> list[str]:
-        _name, result = self._target_result(ctx)
+    @staticmethod
+    def _dropped(result: AgentResult | None) -> list[str]:
         out = result.output if result is not None else None
         codes = out.get("personal_dropped") if isinstance(out, Mapping) else None
         return [str(c) for c in codes] if isinstance(codes, list) else []
 
-    def _target(self, ctx: AgentContext) -> tuple[str | None, str]:
+    def _target(self, ctx: AgentContext, found: tuple[str | None, AgentResult | None]
+                ) -> tuple[str | None, str]:
         """The text to check, or None and why (naming nodes and types, never content)."""
         if self.config.target is None:
             return ctx.text, ""
-        source, result = self._target_result(ctx)
+        source, result = found
         if source is None or result is None:
             names = " or ".join(repr(n) for n in self._targets)
             return None, f"target node {names} has no result in this run"
@@ -412,7 +417,8 @@ class ComplianceChecker(Agent):
                     return output[key], ""
         return None, f"output of node {source!r} ({type(output).__name__}) holds no text"
 
-    async def _subject(self, ctx: AgentContext, text: str) -> _Subject:
+    async def _subject(self, ctx: AgentContext, text: str,
+                       target: AgentResult | None) -> _Subject:
         unmasked: list[Found] = []
         pseudonyms: set[str] = set()
         if {"no_identifiers", "max_identifiers"} & set(self.config.checks):
@@ -435,7 +441,6 @@ class ComplianceChecker(Agent):
                     emergency, source = True, name
                     break
         advice_text = None
-        _name, target = self._target_result(ctx)
         if (target is not None and isinstance(target.output, Mapping)
                 and "template" in target.output and "local" not in target.output):
             # Reviewed wording needs no disclaimer of its own; the model's sentence might.
@@ -456,8 +461,7 @@ class ComplianceChecker(Agent):
         label_node = cfg.label_from or self.config.emergency_from
         label_result = ctx.results.get(label_node) if label_node else None
         label = label_result.label if label_result is not None else None
-        fired = matcher_for(cfg.red_flags).fired(ctx.text)
-        crisis = any(flag in cfg.crisis_flags for flag in fired)
+        crisis = crisis_fired(cfg.red_flags, cfg.crisis_flags, ctx.text)
         extra = []
         if self._on_topic is not None:
             references = [ctx.text]

@@ -34,7 +34,7 @@ from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, reg
 from shoal.agents.compliance import DEFAULT_ADVICE_PATTERNS
 from shoal.agents.reply_templates import FilledReply, ReplyFillError, templates_for
 from shoal.models.base import Generator, Message
-from shoal.policies.escalation.red_flags import matcher_for
+from shoal.policies.escalation.red_flags import CRISIS_FLAGS, crisis_fired, matcher_for
 from shoal.policies.replies import (
     OnTopic,
     OnTopicSpec,
@@ -134,7 +134,7 @@ class ResponderConfig(AgentConfig):
     class. None: the model writes the reply."""
     red_flags: str = "clinical_red_flags"
     """The red-flag pack whose ``crisis_flags`` call for the crisis reply."""
-    crisis_flags: list[str] = Field(default_factory=lambda: ["suicidal", "means_plan"])
+    crisis_flags: list[str] = Field(default_factory=lambda: list(CRISIS_FLAGS))
     personalise: Literal["off", "model"] = "off"
     """With templates: ``model`` lets the local model write the one sentence a template leaves
     for the specifics; it goes in only when it passes every check."""
@@ -268,8 +268,7 @@ class Responder(Agent):
     async def _templated(self, ctx: AgentContext, label: str | None) -> AgentResult:
         assert self.config.templates is not None
         pack = templates_for(self.config.templates)
-        fired = matcher_for(self.config.red_flags).fired(ctx.text)
-        crisis = any(flag in self.config.crisis_flags for flag in fired)
+        crisis = crisis_fired(self.config.red_flags, self.config.crisis_flags, ctx.text)
         key = label if label in pack.labels else None
         if key is None and not crisis:
             return AgentResult(output="", label=label, confidence=0.0,

@@ -22,8 +22,9 @@ working text, which a masker has already masked.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -32,11 +33,13 @@ from shoal.resources import RED_FLAG_PACKS, builtin_names, builtin_or_file
 from shoal.yaml_source import load_yaml_model
 
 __all__ = [
+    "CRISIS_FLAGS",
     "Negation",
     "RedFlag",
     "RedFlagMatcher",
     "RedFlagPack",
     "builtin_red_flag_names",
+    "crisis_fired",
     "load_red_flags",
     "matcher_for",
     "normalise",
@@ -112,6 +115,17 @@ class RedFlagMatcher(PatternMatcher):
     def __init__(self, pack: RedFlagPack) -> None:
         super().__init__(pack.flags, pack.negation, compile=_compile, normalise=normalise)
         self.pack = pack
+
+
+CRISIS_FLAGS: Final = ("suicidal", "means_plan")
+"""The clinical pack's flags that call for the crisis reply and its pointers (988, 911)."""
+
+
+def crisis_fired(entry: str, crisis_flags: Collection[str], text: str) -> bool:
+    """Whether any of ``crisis_flags`` of the red-flag pack ``entry`` fires on ``text``: the
+    one test the responder (which reply to send) and the compliance checker (which pointers the
+    reply needs) both apply, so that they can never disagree about a crisis."""
+    return any(flag in crisis_flags for flag in matcher_for(entry).fired(text))
 
 
 def matcher_for(entry: str, base_dir: Path | None = None) -> RedFlagMatcher:
