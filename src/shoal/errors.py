@@ -153,13 +153,16 @@ class PolicyViolation(ShoalError):
 
 class EgressBlocked(PolicyViolation):
     """An outbound payload still held an identifier; nothing was sent. The message names the
-    identifier types and counts, never the values."""
+    identifier types and counts, never the values. ``detector`` says which check found them:
+    ``masker`` (the masker's own detector, re-run) or ``independent`` (the second detector)."""
 
     code = ErrorCode.EGRESS_BLOCKED
 
-    def __init__(self, message: str, *, types: dict[str, int], node: str | None = None) -> None:
+    def __init__(self, message: str, *, types: dict[str, int], node: str | None = None,
+                 detector: str = "masker") -> None:
         super().__init__(message, policy="privacy_boundary", node=node)
         self.types = types
+        self.detector = detector
 
 
 class BudgetExhausted(PolicyViolation):

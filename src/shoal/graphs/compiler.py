@@ -7,7 +7,8 @@ spec path, so the loader can give each a file:line:col and a Python-built spec a
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Coroutine, Hashable, Sequence
+import os
+from collections.abc import Callable, Coroutine, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ from shoal.models.kinds import (
     kinds_serving,
 )
 from shoal.models.router import load_router
-from shoal.policies.escalation import UNMASKABLE_AGENTS, resolve_rules
+from shoal.models.specs import boundary_of, egress_of
+from shoal.policies.audit import AuditLog, audit_log
+from shoal.policies.escalation import UNMASKABLE_AGENTS, RemoteGuard, resolve_rules
 from shoal.policies.privacy import builtin_pack_names
 from shoal.yaml_source import Loc, Problem, validation_problems
 
@@ -246,7 +249,10 @@ def _check_escalation(
                                                      f"planner model {esc.planner!r}"))
     if skip_topology:
         return problems
-    remote = {name for name, model in spec.models.items() if is_remote(model)}
+    # A model inside the organisation's trust boundary (``boundary: inside``) may be sent
+    # unmasked text: only the ones outside it need a masker on the way.
+    remote = {name for name, model in spec.models.items()
+              if is_remote(model) and boundary_of(model) != "inside"}
     planner_remote = esc is not None and esc.planner in remote
     topo = _topology(spec)
     # Walk from the entries without stepping past a masker; `via` keeps one path for the message.
@@ -269,7 +275,8 @@ def _check_escalation(
             problems.append(Problem(
                 ("nodes", name, "model"),
                 f"node {name!r} sends its input to the remote model {node.model!r}, but the "
-                f"path {route} passes no privacy_masker; put a masker before it"))
+                f"path {route} passes no privacy_masker; put a masker before it, or mark the "
+                "model 'boundary: inside' if it runs inside your organisation's trust boundary"))
             continue
         rule = rules.nodes.get(name)
         if planner_remote and rule is not None and rule.active and name in agents:
@@ -278,8 +285,9 @@ def _check_escalation(
             problems.append(Problem(
                 where,
                 f"node {name!r} can escalate to the remote planner {esc.planner!r}, but the "  # type: ignore[union-attr]
-                f"path {route} passes no privacy_masker; put a masker before it, or give it "
-                "'{below: null, on_flag: false}' in an escalation policy"))
+                f"path {route} passes no privacy_masker; put a masker before it, give it "
+                "'{below: null, on_flag: false}' in an escalation policy, or mark the planner "
+                "'boundary: inside' if it runs inside your organisation's trust boundary"))
     return problems
 
 
@@ -446,10 +454,50 @@ class Compiled:
     runners: dict[str, NodeRunner]
 
 
+AUDIT_ENV = "SHOAL_AUDIT_LOG"
+"""The audit log of a graph whose compliance checker names none (as the checker reads it)."""
+
+
+def _audit_path(spec: GraphSpec) -> Path | None:
+    """The graph's audit log: its compliance checker's ``audit_log``, else ``$SHOAL_AUDIT_LOG``,
+    else none."""
+    for node in spec.nodes.values():
+        configured = node.agent_config.get("audit_log")
+        if node.agent == "compliance_checker" and isinstance(configured, str) and configured:
+            return Path(configured)
+    found = os.environ.get(AUDIT_ENV)
+    return Path(found) if found else None
+
+
+def bind_guards(spec: GraphSpec, runners: Mapping[str, NodeRunner]) -> list[RemoteGuard]:
+    """Give every remote model's guard its ``models:`` entry's ``boundary`` and ``egress``
+    settings (the runtime builds the guards before the runners; the spec is the one source of
+    both). A guard of a model inside the boundary gets the graph's audit log, opened now so that
+    a damaged file stops the graph from starting. Returns the guards bound."""
+    guards: dict[int, RemoteGuard] = {}
+    for runner in runners.values():
+        escalator = runner.escalator
+        for model in (escalator.planner if escalator is not None else None,
+                      getattr(runner.agent, "model", None)):
+            if isinstance(model, RemoteGuard) and model.model in spec.models:
+                guards[id(model)] = model
+    audit: AuditLog | None = None
+    for guard in guards.values():
+        entry = spec.models[guard.model]
+        boundary = boundary_of(entry)
+        if boundary == "inside" and audit is None and (path := _audit_path(spec)) is not None:
+            audit = audit_log(path)
+        guard.configure(boundary=boundary, egress=egress_of(entry),
+                        audit=audit if boundary == "inside" else None)
+    return list(guards.values())
+
+
 def compile_spec(spec: GraphSpec, runner_factory: Callable[[str], NodeRunner]) -> Compiled:
-    """Build and compile the LangGraph for a checked spec; one NodeRunner per node."""
+    """Build and compile the LangGraph for a checked spec; one NodeRunner per node, and the
+    remote models' guards bound to their entries' settings (:func:`bind_guards`)."""
     builder: StateGraph[RunState, Any, RunState, RunState] = StateGraph(RunState)
     runners = {name: runner_factory(name) for name in spec.nodes}
+    bind_guards(spec, runners)
     for name, runner in runners.items():
         builder.add_node(name, runner)
     topo = _topology(spec)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.agents.base import AgentResult
+from shoal.policies.escalation.escalator import BOUNDARY_MARK
 
 Status = Literal["ok", "escalated", "pending_escalation", "refused", "error"]
 STATUSES: tuple[Status, ...] = ("ok", "escalated", "pending_escalation", "refused", "error")
@@ -77,11 +78,36 @@ class NodeTrace(AgentResult):
     later ones from ``shoal promote``); None for a node without a trained classifier."""
     shadow: ShadowTrace | None = None
     """A shadow version's answer on the same text (``shoal shadow start``), or None."""
+    planner_boundary: Literal["inside"] | None = None
+    """``inside`` when the node's answer (or the answer attached to it) came from a planner
+    marked ``boundary: inside``: the run's text went to a model inside the organisation's trust
+    boundary, unmasked if the graph has no masker. None otherwise. Read from the escalator's
+    mark on the output when the trace is made, so it stays in serialized traces."""
     output: Any = Field(default=None, exclude=True, repr=False)
     text: str | None = Field(default=None, exclude=True, repr=False)
     refuse: bool = Field(default=False, exclude=True)
     cost: NodeCost | None = Field(default=None, exclude=True)
     """Planner spending of this node; None when it has no escalation rule and no remote model."""
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Runs for model_construct too (how the node runner builds a trace). The trace is
+        # frozen: the field is set once, here, from the output it was made with.
+        if self.planner_boundary is None and self.escalated:
+            mark = _boundary_mark(self.output)
+            if mark is not None:
+                object.__setattr__(self, "planner_boundary", mark)
+
+
+def _boundary_mark(output: Any) -> Literal["inside"] | None:
+    """The escalator's mark on an escalated output: on the planner's answer, or on the answer
+    attached beside the local one (``planner``)."""
+    if not isinstance(output, dict):
+        return None
+    attached = output.get("planner")
+    for where in (output, attached if isinstance(attached, dict) else {}):
+        if where.get(BOUNDARY_MARK) == "inside":
+            return "inside"
+    return None
 
 
 class NodeEvent(NodeTrace):

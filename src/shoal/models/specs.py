@@ -23,6 +23,41 @@ class Price(_Strict):
     output_per_mtok: float = Field(ge=0)
 
 
+Boundary = Literal["outside", "inside"]
+"""Where a remote model runs: ``outside`` the organisation's trust boundary (a hosted API: the
+default), or ``inside`` it (an on-prem server the organisation runs and may send personal data
+to)."""
+
+IndependentCheck = Literal["block", "count", "off"]
+
+
+class EgressSpec(_Strict):
+    """``egress:`` of a remote model: how a payload is checked before it is sent to it.
+
+    Every payload is first re-scanned with the masker's own detector (always on: an identifier it
+    finds outside a pseudonym blocks the call). ``independent_check`` adds a second detector
+    built differently (a first-name gazetteer, name cues, context-free patterns), which catches
+    some of what the masker itself missed. For a model ``boundary: inside`` neither blocks; the
+    independent check only counts.
+    """
+
+    independent_check: IndependentCheck = "block"
+    """``block`` (default): a hit blocks the call and the node keeps its local answer;
+    ``count``: hits are logged (``egress_flagged``, types and counts) and the call goes out, for
+    measuring a deployment's false-block rate before enforcing; ``off``: not run."""
+    allow: list[str] = Field(default_factory=list, max_length=1000)
+    """Words the independent check never takes for a name: a clinic's, a product's or a
+    place's name that is not a person's."""
+
+    @field_validator("allow")
+    @classmethod
+    def _words(cls, value: list[str]) -> list[str]:
+        for word in value:
+            if not word.strip() or len(word) > 64 or any(c.isspace() for c in word.strip()):
+                raise ValueError("each 'allow' entry must be one word of at most 64 characters")
+        return [w.strip() for w in value]
+
+
 class LlamaCppModelSpec(_Strict):
     """A GGUF model run in-process by llama.cpp: a file path, or an embedded catalog name."""
 
@@ -76,6 +111,13 @@ class OpenAIModelSpec(_Strict):
     """Consecutive failed calls (unreachable, timeout, 5xx) that open the circuit breaker."""
     circuit_cooldown_s: float = Field(default=30.0, gt=0)
     """How long an open circuit fails calls at once before one probe call is let through."""
+    boundary: Boundary = "outside"
+    """``inside``: this server runs inside the organisation's trust boundary (an on-prem vLLM,
+    say). The compiler then lets a path reach it without a privacy masker, the egress checks
+    count but never block, and every run that used it says so (the node trace's
+    ``planner_boundary``, an ``egress_inside_boundary`` event, an audit record)."""
+    egress: EgressSpec = Field(default_factory=EgressSpec)
+    """How payloads to this model are checked before they leave."""
 
     @field_validator("base_url")
     @classmethod
@@ -110,6 +152,20 @@ class PluginModelSpec(BaseModel):
     def config(self) -> dict[str, Any]:
         """The entry as written: ``kind`` and every other key."""
         return {"kind": self.kind, **(self.model_extra or {})}
+
+
+def boundary_of(spec: object) -> Boundary:
+    """Where the model of a ``models:`` entry runs (a plugin's entry may say it too, if its own
+    spec has a ``boundary`` key); ``outside`` unless it says ``inside``."""
+    value = (spec.config.get("boundary") if isinstance(spec, PluginModelSpec)
+             else getattr(spec, "boundary", None))
+    return "inside" if value == "inside" else "outside"
+
+
+def egress_of(spec: object) -> EgressSpec:
+    """The ``egress:`` settings of a ``models:`` entry; the defaults for a kind without them."""
+    value = getattr(spec, "egress", None)
+    return value if isinstance(value, EgressSpec) else EgressSpec()
 
 
 def resolve_path(path: str, base_dir: Path | None) -> Path:

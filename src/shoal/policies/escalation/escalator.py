@@ -33,9 +33,13 @@ from shoal.policies.escalation.rules import DEFAULT_SYSTEM, Decision, NodeRule
 from shoal.policies.privacy import mask_leftovers
 from shoal.policies.scope import RunScope
 
-__all__ = ["DEFAULT_TASK", "Escalator", "LocalAnswer", "Outcome"]
+__all__ = ["BOUNDARY_MARK", "DEFAULT_TASK", "Escalator", "LocalAnswer", "Outcome"]
 
 _log = get_logger()
+
+BOUNDARY_MARK = "planner_boundary"
+"""Key of an escalated output naming where the planner that answered runs, when that is inside
+the organisation's trust boundary (``"inside"``); absent otherwise."""
 
 DEFAULT_TASK = ("Stand in for the '{node}' step of the pipeline (agent '{agent}'): do what that "
                 "step does for this message. {labels}The local model's draft may be wrong.")
@@ -143,8 +147,10 @@ class Escalator:
             return self._kept(node, stands, decision, exc.detail, estimate)
         except EgressBlocked as exc:
             kinds = ", ".join(f"{n} {t}" for t, n in sorted(exc.types.items()))
-            return self._kept(node, stands, decision,
-                              f"egress blocked ({kinds} survived masking)", estimate)
+            found = ("found by the independent check" if exc.detector == "independent"
+                     else "survived masking")
+            return self._kept(node, stands, decision, f"egress blocked ({kinds} {found})",
+                              estimate)
         except ShoalError as exc:
             if isinstance(exc, BackendError) and self.outbox is not None:
                 # Unreachable, timed out or circuit open: the escalation waits in the outbox.
@@ -164,6 +170,10 @@ class Escalator:
         # The answer stays masked: it goes into result files and traces. Only the reply that
         # goes back to the sender gets their values back (RunResult.reply).
         output["answer"] = reply.answer
+        if self.inside_boundary:
+            # The node trace reads this mark (NodeTrace.planner_boundary): a run whose text went
+            # to a planner inside the boundary, maybe unmasked, says so in its trace.
+            output[BOUNDARY_MARK] = "inside"
         await self.record(node=node, record_id=scope.record_id, run_id=scope.run_id, text=text,
                           local=local, label=reply.label, labels=labels, attached=attach,
                           answer=reply.answer, confidence=reply.confidence,
@@ -222,11 +232,17 @@ class Escalator:
             _log.warning("ledger_write_failed", node=node, record_id=record_id,
                          error=type(exc).__name__)
 
+    @property
+    def inside_boundary(self) -> bool:
+        """The planner runs inside the organisation's trust boundary (``boundary: inside``)."""
+        return isinstance(self.planner, RemoteGuard) and self.planner.boundary == "inside"
+
     async def _outbound_draft(self, scope: RunScope, draft: Any) -> Any:
         """The local draft, with anything the scan finds in it masked, when the planner is
-        remote. The working text passed the masker; the draft never did."""
+        remote. The working text passed the masker; the draft never did. A planner inside the
+        trust boundary gets it as it is, like the working text."""
         pack = self.planner.pack if isinstance(self.planner, RemoteGuard) else None
-        if pack is None or draft is None:
+        if pack is None or draft is None or self.inside_boundary:
             return draft
         text = draft if isinstance(draft, str) else json.dumps(draft, default=str,
                                                                 ensure_ascii=False)
