@@ -8,7 +8,21 @@ suffix list as ours so neither touches the network. The network is blocked for t
 Data: (a) sentences from presidio-evaluator's offline generator (seeded; the gold types are read
 from its template placeholders, so "city" and "country" are told apart), (b) the clinical fixture
 notes of tests/data/clinical_notes.json, shared with tests/unit/test_masker.py (every canary is a
-Safe Harbor identifier).
+Safe Harbor identifier), (c) the adversarial clinical notes of
+tests/data/clinical_notes_adversarial.json (nicknames, emails at reserved domains and with plus
+addressing, names and addresses of other languages, lone first names, short postcodes), shared
+with tests/unit/test_masker_gaps.py.
+
+Generator seeds, each reported on its own under ``generator_seeds`` with its role:
+* ``existing`` (``--seed``, 42): the set the project reported and tuned on from the start; its
+  results stay under ``generator`` as before;
+* ``tuning`` (``--tuning-seeds``): seeds whose misses were read while writing the masker's rules;
+* ``untouched`` (``--untouched-seeds``): seeds fixed before the rules were changed, whose misses
+  were never read; only their numbers are reported. ``--show-misses`` refuses to print them.
+  Four of them (53, 67, 89, 97) were scored once between the two tuning rounds: each seed says
+  so in ``scores_seen_between_tuning_rounds``.
+``untouched_summary`` pools the untouched seeds; ``targets_met_on_untouched`` checks the recall
+target on each of them.
 
 What is scored: gold spans that are Safe Harbor identifiers (45 CFR 164.514(b)(2)), mapped to the
 pack's kinds. Gold types that are NOT Safe Harbor identifiers are excluded and listed in the JSON
@@ -37,6 +51,8 @@ Vanilla's typed predictions are its hits of types the pack maps to a Safe Harbor
 The generator's ``date_time`` values depend on the clock, so a few sentences differ between runs.
 
     .venv/bin/python benchmarks/masking.py [--sentences 300] [--seed 42]
+        [--tuning-seeds 11,23,37,101,113,127,131,137]
+        [--untouched-seeds 53,67,89,97,211,223,227,229]
 """
 
 from __future__ import annotations
@@ -54,6 +70,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CLINICAL_NOTES = ROOT / "tests" / "data" / "clinical_notes.json"
+ADVERSARIAL_NOTES = ROOT / "tests" / "data" / "clinical_notes_adversarial.json"
+TUNING_SEEDS = (11, 23, 37, 101, 113, 127, 131, 137)
+"""Seeds whose misses were read while the masker's rules were written (issue 16): 11, 23, 37 in
+a first round, 101 to 137 in a second."""
+UNTOUCHED_SEEDS = (53, 67, 89, 97, 211, 223, 227, 229)
+"""Seeds chosen before the rules changed, whose misses were never read. 53 to 97 were scored
+once between the two tuning rounds (their scores, not their misses, were seen); 211 to 229 were
+first scored in the final run."""
+SCORED_BETWEEN_ROUNDS = (53, 67, 89, 97)
 
 # presidio-evaluator's template placeholders (read before its own coarse mapping) -> the Safe
 # Harbor kind they realise. Placeholders in EXCLUDED are not Safe Harbor identifiers.
@@ -108,6 +133,10 @@ DEFINITIONS = {
                       "way, for both systems",
     "vanilla_presidio": "typed scores use its hits of Safe Harbor types; masking (type-agnostic) "
                         "uses every hit it returns, as its anonymizer would",
+    "seed_roles": "existing: the original generator seed, reported and tuned on from the start; "
+                  "tuning: seeds whose misses were read while the rules were written; untouched: "
+                  "seeds fixed before the rules changed, whose misses were never read",
+    "shoal_missed_by_kind": "scored gold spans of each kind that shoal left partly unmasked",
 }
 Span = tuple[int, int, str]  # start, end, kind
 Sample = tuple[str, list[Span], list[tuple[int, int, str]]]  # text, gold, excluded (s, e, why)
@@ -143,8 +172,8 @@ def generator_samples(n: int, seed: int) -> list[Sample]:
     return samples
 
 
-def clinical_samples() -> list[Sample]:
-    notes: list[dict[str, Any]] = json.loads(CLINICAL_NOTES.read_text(encoding="utf-8"))
+def clinical_samples(path: Path = CLINICAL_NOTES) -> list[Sample]:
+    notes: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
     samples = []
     for note in notes:
         text = note["text"]
@@ -292,6 +321,12 @@ def run_set(name: str, samples: list[Sample], ours: Any, vanilla: Any, pack: Any
         van_mask.append([(r.start, r.end) for r in raw])
     ours_score = score(kept, ours_pred, ours_mask)
     van_score = score(kept, van_pred, van_mask)
+    missed: dict[str, int] = defaultdict(int)
+    for (text, gold, _), masks in zip(kept, ours_mask, strict=True):
+        for s, e, kind in gold:
+            if any(not any(m0 <= i < m1 for m0, m1 in masks)
+                   for i in _identifying_chars(text, s, e)):
+                missed[kind] += 1
     if show_misses:
         _print_misses(name, kept, ours_mask, show_misses)
     excluded: dict[str, int] = defaultdict(int)
@@ -304,6 +339,7 @@ def run_set(name: str, samples: list[Sample], ours: Any, vanilla: Any, pack: Any
         "texts": len(kept),
         "gold_spans": sum(len(g) for _, g, _ in kept),
         "excluded_spans": dict(sorted(excluded.items())),
+        "shoal_missed_by_kind": dict(sorted(missed.items())),
         "identifier_recall": {"shoal": ours_score["identifier_recall"],
                               "vanilla_presidio": van_score["identifier_recall"]},
         "micro_f1": {"type_strict": {"shoal": o_s["f1"], "vanilla_presidio": v_s["f1"],
@@ -343,10 +379,41 @@ def _print_misses(name: str, samples: list[Sample], maskings: list[list[tuple[in
                       f"masked={[text[a:b] for a, b in masks]}")
 
 
+def _seed_list(value: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in value.split(",") if v.strip())
+
+
+def _seed_summary(role: str, full: dict[str, Any]) -> dict[str, Any]:
+    """One generator seed's headline numbers (the full tables are kept for the existing set)."""
+    return {"role": role, "texts": full["texts"], "gold_spans": full["gold_spans"],
+            "identifier_recall": full["identifier_recall"], "micro_f1": full["micro_f1"],
+            "shoal_missed_by_kind": full["shoal_missed_by_kind"],
+            "latency_ms": full["latency_ms"]}
+
+
+def _pooled(per_seed: dict[str, Any], seeds: tuple[int, ...] | list[int]) -> dict[str, Any]:
+    """Identifier recall over several seeds' gold spans together, and the lowest seed's."""
+    rows = [per_seed[str(s)] for s in seeds]
+    gold = sum(r["gold_spans"] for r in rows)
+    found = sum(round(r["identifier_recall"]["shoal"] * r["gold_spans"]) for r in rows)
+    found_vanilla = sum(round(r["identifier_recall"]["vanilla_presidio"] * r["gold_spans"])
+                        for r in rows)
+    return {"seeds": list(seeds), "gold_spans": gold,
+            "identifier_recall_pooled": {"shoal": round(found / gold, 4) if gold else 0.0,
+                                         "vanilla_presidio": round(found_vanilla / gold, 4)
+                                         if gold else 0.0},
+            "identifier_recall_min": min(r["identifier_recall"]["shoal"] for r in rows)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sentences", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42,
+                        help="the existing generator set, reported under 'generator'")
+    parser.add_argument("--tuning-seeds", type=_seed_list, default=TUNING_SEEDS,
+                        help="comma-separated seeds whose misses were read while tuning")
+    parser.add_argument("--untouched-seeds", type=_seed_list, default=UNTOUCHED_SEEDS,
+                        help="comma-separated seeds never tuned on (misses never printed)")
     parser.add_argument("--show-misses", type=int, default=0, metavar="N",
                         help="print up to N missed gold spans per set (terminal only)")
     parser.add_argument("--output", default=str(ROOT / "benchmarks/results/masking.json"))
@@ -366,7 +433,12 @@ def main() -> None:
         engine_call()
 
     generated = generator_samples(args.sentences, args.seed)
-    results = {
+    roles = {args.seed: "existing"}
+    roles.update({s: "tuning" for s in args.tuning_seeds})
+    roles.update({s: "untouched" for s in args.untouched_seeds})
+    if len(roles) != 1 + len(args.tuning_seeds) + len(args.untouched_seeds):
+        parser.error("a seed may have only one role")
+    results: dict[str, Any] = {
         "note": "span-level, Safe Harbor kinds; see benchmarks/masking.py docstring",
         "definitions": DEFINITIONS,
         "excluded_gold_types": {"generator": EXCLUDED, "all_sets": EXCLUDED_CLINICAL},
@@ -375,10 +447,37 @@ def main() -> None:
                              args.show_misses),
         "clinical": run_set("clinical", clinical_samples(), ours, vanilla, ours.pack,
                             args.show_misses),
+        "clinical_adversarial": run_set("clinical_adversarial",
+                                        clinical_samples(ADVERSARIAL_NOTES), ours, vanilla,
+                                        ours.pack, args.show_misses),
         "targets": {"identifier_recall": 0.98, "f1_delta": 0.10, "latency_ratio": 2.0},
         "sentences": args.sentences,
         "seed": args.seed,
     }
+    per_seed: dict[str, Any] = {str(args.seed): _seed_summary("existing", results["generator"])}
+    for seed in (*args.tuning_seeds, *args.untouched_seeds):
+        role = roles[seed]
+        # Misses of untouched seeds are never shown: reading them would make them tuning data.
+        shown = args.show_misses if role == "tuning" else 0
+        full = run_set(f"seed {seed} ({role})", generator_samples(args.sentences, seed), ours,
+                       vanilla, ours.pack, shown)
+        per_seed[str(seed)] = _seed_summary(role, full)
+        if role == "untouched":
+            per_seed[str(seed)]["scores_seen_between_tuning_rounds"] = (
+                seed in SCORED_BETWEEN_ROUNDS)
+    results["generator_seeds"] = per_seed
+    results["seed_roles"] = {"existing": [args.seed], "tuning": list(args.tuning_seeds),
+                             "untouched": list(args.untouched_seeds)}
+    if args.untouched_seeds:
+        results["untouched_summary"] = _pooled(per_seed, args.untouched_seeds)
+        fresh = [s for s in args.untouched_seeds if s not in SCORED_BETWEEN_ROUNDS]
+        if fresh:
+            results["untouched_summary"]["first_scored_in_this_run"] = _pooled(per_seed, fresh)
+    if args.tuning_seeds:
+        results["tuning_summary"] = _pooled(per_seed, args.tuning_seeds)
+        results["targets_met_on_untouched"] = {
+            str(s): per_seed[str(s)]["identifier_recall"]["shoal"] >= 0.98
+            for s in args.untouched_seeds}
     gen = results["generator"]
     results["targets_met_on_generator"] = {
         "identifier_recall": gen["identifier_recall"]["shoal"] >= 0.98,

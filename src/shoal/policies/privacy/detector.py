@@ -11,11 +11,20 @@ statistical model gets wrong on clinical text:
   allows the year);
 * a name found once is masked wherever else it occurs, and so are capitalised words joined to a
   name (a given name before it, the other members of "X and Y" or "X, Y") — as ambiguous names;
-* a token-level pass over the same spaCy doc (no second model run) adds names the small model
-  misses: a single proper name opening a sentence before a verb ("Ilse had called") or addressed
-  before a comma ("Ilse, can you..."), dialogue speaker labels at a line start ("Ilse: ..."), and
-  a town alone on a line above a country line. Clinical section headers (the pack's label words),
-  stop words and words shaped like drug, lab or disease terms are never taken;
+* name rules (:mod:`shoal.policies.privacy.names`, reading the same spaCy doc, no second model
+  run) add names the small model misses: capitalised words holding a given name or surname of
+  many languages (Faker's locale lists, :mod:`shoal.policies.privacy.lexicon`), particles and
+  patronymics included; lone given names inside a sentence; a proper name opening a sentence
+  before a verb or addressed before a comma; dialogue speakers; words in other scripts.
+  Clinical section headers (the pack's label words), institution words, months and eponyms
+  ("Addison's disease") are never taken;
+* address rules (:mod:`shoal.policies.privacy.addresses`, plain text) read streets of many
+  countries from word classes (numbers, street-type words of many languages, capitalised words,
+  particles), with the towns, region codes and postcodes around them;
+* the pack's patterns add nicknames ("goes by", "aka", a quoted name after "prefers to be
+  called"), e-mail addresses at any domain (reserved ones included, plus addressing kept whole),
+  single-name sign-offs and postcodes of many shapes;
+* a degree or generational suffix after a name ("PhD", "Jr.") joins the name's span;
 * escaped line breaks (a backslash and "n", as in JSON-escaped text) are read as line breaks;
 * overlapping hits are merged into one span (the union, typed by the best-scored hit), so an
   ambiguous span is masked rather than left half-visible.
@@ -31,7 +40,6 @@ Nothing here logs or raises with the text it was given.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -42,7 +50,9 @@ import regex  # type: ignore[import-untyped]
 
 from shoal.errors import BackendError
 from shoal.models.pool import map_errors, run_blocking, shared
+from shoal.policies.privacy.addresses import AddressRules
 from shoal.policies.privacy.masking import MaskResult, Mode, apply_mask
+from shoal.policies.privacy.names import NameRules, eponym_at
 from shoal.policies.privacy.packs import Pack, load_pack
 from shoal.policies.privacy.vault import Vault
 
@@ -72,9 +82,10 @@ _WORD = re.compile(r"[^\s,;:()\[\]{}<>\"]+")
 _DATE_SHAPE = re.compile(
     r"[A-Za-z]|\b\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}\b|\b\d{1,2}[/.]\d{1,2}\b|^\d{4}$")
 _NAME_WORD = regex.compile(r"\p{Lu}[\p{L}'’-]*\p{Ll}[\p{L}'’-]*")
+# \Z, not $: $ also matches before a final line break, and "Best,\nFenna" is no name pair.
 _NAME_BEFORE = regex.compile(
     r"(?<![\w'-])(?P<w>\p{Lu}[\p{L}'’-]*\p{Ll}[\p{L}'’-]*)"
-    r"(?:[ \t]|,[ \t]*|[ \t]+(?:and|&|or)[ \t]+)$")
+    r"(?:[ \t]|,[ \t]*|[ \t]+(?:and|&|or)[ \t]+)\Z")
 _NAME_AFTER = regex.compile(
     r"(?:,[ \t]*|[ \t]+(?:and|&|or)[ \t]+)(?P<w>\p{Lu}[\p{L}'’-]*\p{Ll}[\p{L}'’-]*)(?![\w'-])")
 _POSSESSIVE = regex.compile(r"['’]s?$")
@@ -84,26 +95,18 @@ _NOT_NAMES = frozenset({
     "their", "our", "your", "she", "they", "there", "here", "when", "where", "while", "after",
     "before", "then", "also", "however", "unlike", "like", "mother", "father", "daughter", "son",
     "wife", "husband", "brother", "sister", "spouse", "guardian", "family", "friend", "mrs", "miss",
+    # Roles that label a line of dialogue ("Caller: ...", "Bot: ...") without naming anyone.
+    "caller", "user", "bot", "agent", "operator", "interviewer", "speaker", "customer", "client",
+    "doctor", "nurse", "patient", "parent", "mom", "dad", "mum", "grandma", "grandpa", "staff",
+    "clinician", "assistant", "receptionist", "pharmacist", "interpreter", "neighbour",
+    "neighbor", "visitor", "visitors", "child", "baby", "uncle", "aunt", "cousin", "niece",
+    "nephew", "partner", "boyfriend", "girlfriend", "someone", "anyone", "everyone", "nobody",
 })
-# Endings of drug, lab, anatomy and disease words ("Metoprolol", "Troponin", "Lisinopril",
-# "Cellulitis"): a capitalised word ending so is a clinical term, not a name, for the token rules.
-_CLINICAL_SUFFIXES = (
-    "ol", "il", "in", "ine", "ide", "ate", "one", "mab", "nib", "pam", "lam", "pine", "zole",
-    "cillin", "mycin", "statin", "sartan", "pril", "olol", "itis", "osis", "emia", "ectomy",
-    "otomy", "oscopy", "gram", "graphy", "ase", "ism", "algia", "oma", "pathy", "plasty", "ium",
-    "ics", "ogy", "ment", "tion", "sion", "ness", "ity", "ure", "ance", "ence", "al",
-)
-# Tags of the word after a sentence-initial name: a finite verb, participle or modal.
-_VERB_TAGS = frozenset({"VBD", "VBZ", "VBP", "VBN", "MD"})
-# Tags that may follow "Name," when it is a vocative ("Ilse, can you...", "Ilse, you...",
-# "Ilse, look"): a modal or auxiliary, a personal pronoun, an interjection, an imperative.
-_VOCATIVE_NEXT = frozenset({"MD", "PRP", "UH", "VB", "VBZ", "VBP", "VBD"})
-# What follows a speaker label: words (optionally quoted), not a value.
-_SPOKEN = regex.compile(r"[ \t]*[\"“‘']?\p{L}")
-_LINE = regex.compile(r"[^\n]+")
-# A line of one to three capitalised words (a town on an address block).
-_TOWN_LINE = regex.compile(r"[ \t]*(\p{Lu}[\p{L}'’.-]*\p{Ll}[\p{L}'’.-]*"
-                           r"(?:[ \t]+\p{Lu}[\p{L}'’.-]*){0,2})[ \t]*")
+# Degrees and generational suffixes written after a name ("David Shimasaki PhD", "Ann Lee, Jr.")
+# belong to the name's span.
+_NAME_SUFFIX = regex.compile(
+    r",?[ \t]+(?:Ph\.?D\.?|M\.D\.|MD|DDS|DMD|RN|NP|PA-C|PharmD|DVM|MBA|MSc|BSc|MPH|FRCP|"
+    r"Jr\.?|Sr\.?|II|III|IV|Esq\.?)(?![\w])")
 _ESCAPED_BREAK = re.compile(r"\\[nrt]")
 
 
@@ -141,27 +144,10 @@ def offline_email_recognizer() -> Any:
     return OfflineEmailRecognizer()
 
 
-def _token_name_recognizer(label_words: frozenset[str], org_words: frozenset[str]) -> Any:
-    """Names and towns read from the analyzer's own spaCy doc (``nlp_artifacts.tokens``), so no
-    second model pass: see :class:`Detector` for the rules. Hits are ambiguous (below
-    ``ambiguous_below``) so a confident pattern over the same span names the type."""
+def _token_name_recognizer(rules: NameRules) -> Any:
+    """Names (and words in other scripts) found by :mod:`shoal.policies.privacy.names`, reading
+    the analyzer's own spaCy doc (``nlp_artifacts.tokens``), so no second model pass."""
     from presidio_analyzer import EntityRecognizer, RecognizerResult
-
-    blocked = label_words | org_words | _NOT_NAMES
-
-    def candidate(tok: Any) -> bool:
-        word = tok.text
-        return (len(word) >= 3 and word[0].isupper() and word[1:].islower() and tok.is_alpha
-                and not tok.is_stop and word.lower() not in blocked
-                and not word.lower().endswith(_CLINICAL_SUFFIXES))
-
-    def line_start(text: str, idx: int) -> bool:
-        before = text[:idx].rstrip(" \t")
-        return not before or before.endswith("\n")
-
-    def sentence_start(text: str, idx: int) -> bool:
-        before = text[:idx].rstrip(" \t\"'“‘")
-        return not before or before.endswith(("\n", ".", "!", "?"))
 
     class TokenNameRecognizer(EntityRecognizer):
         def load(self) -> None:
@@ -169,64 +155,32 @@ def _token_name_recognizer(label_words: frozenset[str], org_words: frozenset[str
 
         def analyze(self, text: str, entities: list[str], nlp_artifacts: Any) -> list[Any]:
             doc = getattr(nlp_artifacts, "tokens", None)
-            if doc is None:
-                return []
-            out: list[Any] = []
-
-            def add(entity: str, start: int, end: int, score: float) -> None:
-                if entity in entities:
-                    out.append(RecognizerResult(entity, start, end, score, recognition_metadata={
+            return [RecognizerResult(h.entity, h.start, h.end, h.score, recognition_metadata={
                         "recognizer_name": "shoal_token_names",
-                        "recognizer_identifier": self.id}))
-
-            speakers: list[Any] = []
-            named_speaker = False
-            n = len(doc)
-            for i, tok in enumerate(doc):
-                if i + 1 >= n or not candidate(tok):
-                    continue
-                nxt = doc[i + 1]
-                if (nxt.text == ":" and line_start(text, tok.idx)
-                        and _SPOKEN.match(text, nxt.idx + 1) is not None):
-                    # "Ilse: Where ..." at a line start: a speaker label unless it is a header
-                    # word; what follows is words, not a value ("Zofran: 4 mg").
-                    speakers.append(tok)
-                    if tok.pos_ == "PROPN" or tok.ent_type_ == "PERSON":
-                        named_speaker = True
-                    continue
-                if not sentence_start(text, tok.idx):
-                    continue
-                before_verb = tok.pos_ == "PROPN" and nxt.tag_ in _VERB_TAGS
-                vocative = (nxt.text == "," and i + 2 < n
-                            and (doc[i + 2].tag_ in _VOCATIVE_NEXT if tok.pos_ == "PROPN"
-                                 else tok.pos_ == "NOUN" and doc[i + 2].tag_ == "MD"))
-                if before_verb or vocative:
-                    add("PERSON", tok.idx, tok.idx + len(tok), 0.49)
-            # A transcript (two or more labels, one of them a name) makes every label a speaker;
-            # a single label counts only when the tagger calls it a proper noun.
-            dialogue = named_speaker and len(speakers) >= 2
-            for tok in speakers:
-                if dialogue or tok.pos_ == "PROPN":
-                    add("PERSON", tok.idx, tok.idx + len(tok), 0.49)
-            # A town alone on its line, right above a line that is only a country or region.
-            places = {(e.start_char, e.end_char) for e in nlp_artifacts.entities
-                      if e.label_ in ("GPE", "LOC", "LOCATION")}
-            lines = [m for m in _LINE.finditer(text) if m.group(0).strip()]
-            for line, below in itertools.pairwise(lines):
-                town = _TOWN_LINE.fullmatch(line.group(0))
-                if town is None or town.group(1).lower() in blocked:
-                    continue
-                value = below.group(0)
-                lead = len(value) - len(value.lstrip())
-                span = (below.start() + lead, below.start() + len(value.rstrip()))
-                if span in places and (line.start() + town.start(1), line.start() + town.end(1)
-                                       ) not in places:
-                    add("LOCATION", line.start() + town.start(1), line.start() + town.end(1),
-                        0.45)
-            return out
+                        "recognizer_identifier": self.id})
+                    for h in rules.find(text, doc) if h.entity in entities]
 
     return TokenNameRecognizer(supported_entities=["PERSON", "LOCATION"],
                                name="shoal_token_names")
+
+
+def _address_recognizer(rules: AddressRules) -> Any:
+    """Streets, towns and postcodes of many countries (:mod:`shoal.policies.privacy.addresses`):
+    plain text rules, no model."""
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+    class AddressRecognizer(EntityRecognizer):
+        def load(self) -> None:
+            return None
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any) -> list[Any]:
+            return [RecognizerResult(h.entity, h.start, h.end, h.score, recognition_metadata={
+                        "recognizer_name": "shoal_addresses",
+                        "recognizer_identifier": self.id})
+                    for h in rules.find(text) if h.entity in entities]
+
+    return AddressRecognizer(supported_entities=["STREET_ADDRESS", "LOCATION", "ZIP_CODE"],
+                             name="shoal_addresses")
 
 
 def _build_nlp_engine(model_name: str) -> Any:
@@ -265,9 +219,10 @@ def _build_analyzer(pack: Pack) -> Any:
     registry.load_predefined_recognizers(nlp_engine=nlp_engine, languages=[pack.language])
     registry.remove_recognizer("EmailRecognizer")
     registry.add_recognizer(offline_email_recognizer())
-    registry.add_recognizer(_token_name_recognizer(
-        frozenset(w.lower().strip(".:") for w in pack.ner.label_words),
-        frozenset(w.lower() for w in pack.ner.organization_words)))
+    label_words = frozenset(w.lower().strip(".:") for w in pack.ner.label_words)
+    org_words = frozenset(w.lower() for w in pack.ner.organization_words)
+    registry.add_recognizer(_token_name_recognizer(NameRules(label_words, org_words, _NOT_NAMES)))
+    registry.add_recognizer(_address_recognizer(AddressRules(label_words | org_words)))
     for kind in pack.kinds:
         for spec in kind.recognizers:
             registry.add_recognizer(PatternRecognizer(
@@ -342,8 +297,14 @@ class Detector:
         with map_errors(BACKEND):
             for offset, chunk in _chunks(text, self.chunk_chars, self.overlap):
                 hits.extend(self._scan_chunk(chunk, offset))
-            hits.extend(self._name_mentions(text, self._merge(hits)))
-        return self._merge(hits)
+            merged = self._merge(hits)
+            hits.extend(self._name_mentions(text, merged))
+            hits.extend(_name_suffixes(text, merged))
+        # A single name right before a disease or sign word is an eponym ("Addison's disease"),
+        # whoever found it.
+        return [e for e in self._merge(hits)
+                if not (e.kind == "names" and " " not in text[e.start:e.end]
+                        and eponym_at(text, e.end))]
 
     async def ascan(self, text: str, *, timeout_s: float | None = None) -> list[Entity]:
         """:meth:`scan` in the shared model pool."""
@@ -495,6 +456,14 @@ def mask(text: str, *, pack: Pack | str = DEFAULT_PACK, mode: Mode = "pseudonymi
          vault: Vault | None = None) -> MaskResult:
     """Mask one text with the process's detector for ``pack`` (blocking)."""
     return detector(pack).mask(text, mode=mode, vault=vault)
+
+
+def _name_suffixes(text: str, found: Sequence[Entity]) -> Iterator[_Hit]:
+    for e in found:
+        if e.kind == "names":
+            m = _NAME_SUFFIX.match(text, e.end)
+            if m is not None:
+                yield _Hit(e.type, e.start, m.end(), e.score, True)
 
 
 def _chunks(text: str, size: int, overlap: int) -> Iterator[tuple[int, str]]:
