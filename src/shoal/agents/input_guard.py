@@ -20,7 +20,11 @@ Scores (all in [0, 1])
   ``floor`` of the rules that fired (a rule never lowers it). Rule floors: marker rules 0.97,
   chat-role tokens (a token that opens a turn) 0.95, other special tokens 0.6, so a lone stray
   ``<|endoftext|>`` is reviewed rather than refused.
-- ``off_topic`` = the classifier's probability of ``off_topic``.
+  A message longer than ``window_chars`` (default 1,000) is also classified in half-overlapping
+  windows, and the classifier's attack probability is the largest over the message and its
+  windows: long role-play jailbreaks and instructions buried in pasted documents are judged where
+  they are, not diluted by the text around them.
+- ``off_topic`` = the classifier's probability of ``off_topic`` (whole message).
 
 Verdict: ``attack >= refuse_above`` -> ``refuse``; else ``off_topic >= refuse_above`` -> the
 configured ``off_topic`` action; else ``attack >= review_above`` -> ``review``; else ``off_topic
@@ -59,7 +63,16 @@ from shoal.models.base import Classifier
 from shoal.models.onnx import load_classifier
 from shoal.resources import AGENT_DATA, builtin_path
 
-__all__ = ["GuardConfig", "InputGuard", "RULES", "Rule", "default_model_path", "strip_special"]
+__all__ = [
+    "GuardConfig",
+    "InputGuard",
+    "RULES",
+    "Rule",
+    "default_model_path",
+    "normalise",
+    "strip_special",
+    "windows",
+]
 
 Verdict = Literal["allow", "refuse", "review"]
 VERDICTS: frozenset[str] = frozenset({"allow", "refuse", "review"})
@@ -194,10 +207,35 @@ def strip_special(text: str) -> str:
     return _ANY_TOKEN_RX.sub(" ", text)
 
 
-def _normalise(text: str) -> str:
-    # NFKC folds full-width and styled letters (full-width "ignore") to ASCII, which both the rules
-    # and the classifier's ASCII token pattern need.
+def normalise(text: str) -> str:
+    """``text`` as the rules and the classifier read it: NFKC (full-width and styled letters,
+    such as a full-width "ignore", fold to ASCII, which both the rules and the classifier's
+    ASCII token pattern need) without invisible characters (which split a marker). Training data
+    for a guard model should go through it too."""
     return unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+
+
+
+def windows(text: str, size: int | None) -> list[str]:
+    """The windows of ``text`` the classifier also reads: ``size`` characters each, starting
+    every ``size // 2`` characters, cut back to the last whitespace so no word is split; none
+    when ``size`` is ``None`` or the text fits in one."""
+    if size is None or len(text) <= size:
+        return []
+    out: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            space = text.rfind(" ", start + size // 2, end)
+            end = space if space > start else end
+        out.append(text[start:end])
+        if end >= len(text):
+            break
+        nxt = start + size // 2
+        space = text.find(" ", nxt, end)
+        start = space + 1 if space != -1 else nxt
+    return out
 
 
 # --- agent --------------------------------------------------------------------------------------
@@ -215,6 +253,13 @@ class GuardConfig(AgentConfig):
     """Remove chat template tokens from the working text for every later node."""
     rules: bool = True
     """Apply the rules; off leaves the classifier alone (for measuring it)."""
+    window_chars: int | None = Field(default=1000, ge=100)
+    """A message longer than this is also classified in windows of this many characters (each
+    overlapping the next by half), and its attack score is the largest of the whole message's
+    and every window's: an instruction buried in a long pasted document, or a role-play preamble
+    that runs past what the model reads, is judged on its own. ``None`` classifies the whole
+    message only. The off-topic score is always the whole message's, so one odd paragraph in a
+    long patient letter does not make the letter off-topic."""
     timeout_s: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
@@ -252,16 +297,26 @@ class InputGuard(Agent):
         """The rules that fire on ``text`` (normalised first), in :data:`RULES` order."""
         if not self.config.rules:
             return []
-        normal = _normalise(text)
+        normal = normalise(text)
         return [rule for rule in (*RULES, *TOKEN_RULES, EMERGENCY)
                 if rule.pattern.search(normal)]
 
     async def run(self, ctx: AgentContext) -> AgentResult:
         fired = self.check_rules(ctx.text)
         stripped = strip_special(ctx.text)
-        [probs] = await self.classifier.classify([_normalise(stripped)],
-                                                 timeout_s=self.config.timeout_s)
-        attack_p = sum(probs.get(lb, 0.0) for lb in self._attack_labels)
+        normal = normalise(stripped)
+        # One classify call for the message and its windows (a batch costs about one call).
+        [probs, *parts] = await self.classifier.classify(
+            [normal, *windows(normal, self.config.window_chars)],
+            timeout_s=self.config.timeout_s)
+        attack_p = max(sum(p.get(lb, 0.0) for lb in self._attack_labels)
+                       for p in (probs, *parts))
+        if parts and self._attack_labels:
+            # The category of a window that decided names the attack, not the whole text's.
+            probs_for_category = max((probs, *parts), key=lambda p: sum(
+                p.get(lb, 0.0) for lb in self._attack_labels))
+        else:
+            probs_for_category = probs
         off = probs.get(OFF_TOPIC, 0.0)
         if EMERGENCY in fired:
             off = 0.0
@@ -271,7 +326,7 @@ class InputGuard(Agent):
         if floor_rule is not None and floor_rule.floor > attack_p:
             category = floor_rule.category
         elif self._attack_labels:
-            category = max(self._attack_labels, key=lambda lb: probs.get(lb, 0.0))
+            category = max(self._attack_labels, key=lambda lb: probs_for_category.get(lb, 0.0))
         else:
             category = "attack"
 
