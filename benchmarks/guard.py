@@ -406,7 +406,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = GuardConfig(window_chars=args.window or None)
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "python benchmarks/guard.py " + " ".join(argv or sys.argv[1:]),
+        # File arguments by name only: a results file names no machine's paths.
+        "command": "python benchmarks/guard.py " + " ".join(
+            Path(a).name if os.sep in a else a for a in (argv or sys.argv[1:])),
         "recipe": RECIPE.model_dump(mode="json"), "guard_config": config.model_dump(),
         "data": {"public": len(public), "corpora": corpora, "patients": len(patients),
                  "lookalikes": len(lookalikes), "patients_other_languages": len(other_lang)},
