@@ -378,6 +378,16 @@ def evaluate_guard(make_guard: Callable[[str | None], InputGuard], public: list[
     return out
 
 
+def public_corpora(only: str | None) -> tuple[list[Row], list[str]]:
+    """The public lines and the corpora to leave out one by one (``only``: comma-separated
+    names, default all)."""
+    public = read(PUBLIC)
+    corpora = sorted({r["corpus"] for r in public})
+    if only:
+        corpora = [c for c in corpora if c in set(only.split(","))]
+    return public, corpora
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--window", type=int, default=1000,
@@ -389,10 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging("warning", stream=sys.stderr)
     started = time.perf_counter()
-    public = read(PUBLIC)
-    corpora = sorted({r["corpus"] for r in public})
-    if args.corpora:
-        corpora = [c for c in corpora if c in set(args.corpora.split(","))]
+    public, corpora = public_corpora(args.corpora)
     authored = read(AUTHORED_EVAL)
     lookalikes = [r for r in authored if r["kind"] == "lookalike"]
     other_lang = [r for r in authored if r["kind"] == "patient"]

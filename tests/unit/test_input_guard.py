@@ -247,7 +247,10 @@ def test_packaged_sidecar_names_the_labels():
     path = default_model_path()
     sidecar = read_sidecar(path)
     assert set(sidecar.labels) == {"allow", "injection", "jailbreak", "off_topic"}
-    assert sidecar.metrics["accuracy"] >= 0.9
+    # Measured on the healthcare dev split, which the packaged guard is not trained on
+    # (tools/guard/build_guard.py): the argmax label, not the agent's thresholded verdict.
+    assert sidecar.metrics["evaluated_on"] == "dev.jsonl"
+    assert sidecar.metrics["accuracy"] >= 0.85
     assert load_classifier(path).labels == tuple(sidecar.labels)
 
 
