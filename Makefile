@@ -67,6 +67,8 @@ bench: venv
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/models.py
 	$(PY) benchmarks/masking.py
+	$(PY) benchmarks/egress.py
+	$(PY) benchmarks/guard.py
 	$(PY) benchmarks/cascade.py
 	$(PY) benchmarks/replies.py --baseline --fresh-seed 20261202
 	$(PY) benchmarks/soak.py

@@ -81,12 +81,27 @@ def render() -> str:
                 f" | {f1['type_agnostic']['shoal']:.3f} / "
                 f"{f1['type_agnostic']['vanilla_presidio']:.3f} | "
                 f"{m['latency_ms']['ratio']:.2f} |")
+        if "clinical_adversarial" in masking:
+            m = masking["clinical_adversarial"]
+            rec = m["identifier_recall"]
+            out.append("| clinical notes with adversarial identifiers (written for issue 16, read "
+                       "while the rules were written) | "
+                       f"{m['texts']} | {rec['shoal']:.3f} / {rec['vanilla_presidio']:.3f} | "
+                       f"{m['micro_f1']['type_strict']['shoal']:.3f} / "
+                       f"{m['micro_f1']['type_strict']['vanilla_presidio']:.3f} | "
+                       f"{m['micro_f1']['type_agnostic']['shoal']:.3f} / "
+                       f"{m['micro_f1']['type_agnostic']['vanilla_presidio']:.3f} | |")
         met = masking.get("targets_met_on_generator", {})
         misses = ", ".join(k for k, v in met.items() if not v) or "none"
         out += ["", f"Targets (recall >= {masking['targets']['identifier_recall']}, F1 +"
                     f"{masking['targets']['f1_delta']} over Presidio, <= "
                     f"{masking['targets']['latency_ratio']}x its latency) not met on the "
                     f"generator set: {misses}.", ""]
+        if "generator_seeds" in masking:
+            out += _masking_seeds(masking)
+    guard = _load("guard.json")
+    if guard:
+        out += _guard(guard, _load("guard_packaged.json"))
     cascade = _load("cascade.json")
     if cascade:
         out += _cascade(cascade)
@@ -119,6 +134,125 @@ CASCADE_MODES = (("confidence", "confidence (shipped)"), ("learned", "learned ro
 
 def _met(flag: bool | None) -> str:
     return "met" if flag else "**not met**"
+
+
+def _masking_seeds(masking: dict[str, Any]) -> list[str]:
+    """Identifier recall per generator seed: the seeds the rules were tuned on, and the seeds
+    nobody looked at while writing them (the numbers that count)."""
+    seeds = masking["generator_seeds"]
+    target = masking["targets"]["identifier_recall"]
+    out = ["The same generator under other seeds, 300 sentences each. *Tuning* seeds were read "
+           "while the rules were written; *untouched* seeds were only scored.", "",
+           "| seed | role | identifier recall (shoal / Presidio) | F1 ignoring type |",
+           "|---:|---|---|---|"]
+    for seed, m in sorted(seeds.items(), key=lambda kv: (kv[1]["role"], int(kv[0]))):
+        rec, f1 = m["identifier_recall"], m["micro_f1"]["type_agnostic"]
+        below = m["role"] == "untouched" and rec["shoal"] < target
+        shoal = f"**{rec['shoal']:.4f}** (below {target})" if below else f"{rec['shoal']:.3f}"
+        out.append(f"| {seed} | {m['role']} | {shoal} / "
+                   f"{rec['vanilla_presidio']:.3f} | {f1['shoal']:.3f} / "
+                   f"{f1['vanilla_presidio']:.3f} |")
+    for key, name in (("untouched_summary", "untouched"), ("tuning_summary", "tuning")):
+        s = masking.get(key)
+        if s:
+            out.append(f"\nPooled over the {name} seeds ({s['gold_spans']} identifiers): "
+                       f"{s['identifier_recall_pooled']['shoal']:.3f} (Presidio "
+                       f"{s['identifier_recall_pooled']['vanilla_presidio']:.3f}); lowest seed "
+                       f"{s['identifier_recall_min']:.3f}.")
+    return [*out, ""]
+
+
+def _guard(r: dict[str, Any], packaged: dict[str, Any] | None) -> list[str]:
+    """The input guard on public corpora left out of its training, alone and with triage."""
+    new, old = r["cross_corpus"]["label"], r.get("baseline", {}).get("cross_corpus", {})
+    old = old.get("label", {})
+
+    def cell(d: dict[str, Any] | None, where: str) -> str:
+        if not d:
+            return "n/a"
+        x = d[where]
+        return f"{x['rate']:.2f} [{x['ci95'][0]:.2f}, {x['ci95'][1]:.2f}]"
+
+    out = ["**Input guard** (`benchmarks/guard.py`): the healthcare cascade's guard on "
+           f"{r['data']['public']:,} lines of {len(r['data']['corpora'])} public collections "
+           "(prompt injections, jailbreaks, harmful requests; sources and licences in "
+           "`examples/healthcare/data/guard/README.md`). Cross-corpus: each collection is "
+           "scored by a guard fitted without it. *Guard*: refused; *cascade*: refused, or "
+           "triage routes it to the decline reply. *Before*: the previous guard (TF-IDF on "
+           "generated lines only), on the same texts. Share stopped, 95% interval.", "",
+           "![guard](benchmarks/results/guard.png)", "",
+           "| label | texts | guard | guard before | cascade | cascade before |",
+           "|---|---:|---|---|---|---|"]
+    names = {"benign": "benign, not for a clinic (off-topic)"}
+    for label in ("jailbreak", "injection", "harmful", "benign"):
+        if label in new:
+            out.append(f"| {names.get(label, label)} | {new[label]['guard']['n']} | "
+                       f"{cell(new[label], 'guard')} | "
+                       f"{cell(old.get(label), 'guard')} | {cell(new[label], 'cascade')} | "
+                       f"{cell(old.get(label), 'cascade')} |")
+    kinds = r["cross_corpus"]["kind"]
+    if "injection/indirect" in kinds:
+        k = kinds["injection/indirect"]
+        out.append(f"\nIndirect injections (instructions inside a pasted document or tool "
+                   f"output, {k['guard']['n']} texts): guard {k['guard']['rate']:.2f}, cascade "
+                   f"{k['cascade']['rate']:.2f}: the weakest kind.")
+    t = r["targets"]
+    langs = t["injection_stopped_every_language"]
+    per = ", ".join(f"{lg} {v:.2f} (n={langs['n'][lg]})"
+                    for lg, v in sorted(langs["value"].items()))
+    fa = r["false_alarms"]
+    out += ["", f"Injections stopped by the cascade, per language: {per}.", "",
+            "| target (cascade, corpora left out of training) | value | target | met |",
+            "|---|---|---|---|",
+            f"| jailbreaks stopped | {t['jailbreak_stopped']['value']:.3f} | >= "
+            f"{t['jailbreak_stopped']['target']} | {_yes(t['jailbreak_stopped']['met'])} |",
+            f"| injections stopped, every language | lowest {min(langs['value'].values()):.3f}"
+            f" ({', '.join(langs.get('short', [])) or 'none'} short) | >= {langs['target']} | "
+            f"{_yes(langs['met'])} |",
+            "| held-out look-alikes called injections (guard "
+            f"{fa['lookalikes']['called_injection_guard']['rate']:.2f}, triage the rest) | "
+            f"{t['lookalikes_called_injection']['value']:.3f} | <= "
+            f"{t['lookalikes_called_injection']['target']} | "
+            f"{_yes(t['lookalikes_called_injection']['met'])} |",
+            f"| test split's patient messages allowed | {t['patients_allowed']['value']:.3f} | "
+            f">= {t['patients_allowed']['target']} | {_yes(t['patients_allowed']['met'])} |"]
+    if not t["lookalikes_called_injection"]["met"]:
+        out += ["", "The look-alikes the cascade calls injections are triage's: the triage model "
+                "learned its injection class from generated data in which \"ignore\", "
+                "\"system\" and \"instructions\" nearly always mean an attack. Training it "
+                "with the 90 authored look-alikes removed those calls in a trial (0 of 50) but "
+                "lowered the model's own emergency recall on the test split (65 to 59 of 81), so "
+                "the shipped triage model is unchanged; fixing it needs more varied benign "
+                "training data, not a threshold."]
+    if packaged:
+        out += ["", *_guard_packaged(packaged)]
+    return [*out, "", f"Measured {r['date'][:10]}.", ""]
+
+
+def _yes(met: bool) -> str:
+    return "met" if met else "**not met**"
+
+
+def _guard_packaged(r: dict[str, Any]) -> list[str]:
+    """The packaged default guard (text only), each public collection left out, beside the
+    previous packaged model."""
+    new, old = r["side_by_side"]["new"], r["side_by_side"]["old"]
+    mb = r["new"]["model"]["bytes"] / 1e6
+    out = [f"The packaged default guard (`input_guard` with no `model`: text only, word and "
+           f"character n-grams, {mb:.1f} MB, so the core install needs no embedder; "
+           f"`benchmarks/guard_packaged.py`, `tools/guard/build_guard.py`), the same cross-corpus "
+           f"way, beside the previous packaged model (TF-IDF on 1,200 generated lines):", "",
+           "| | new | before |", "|---|---|---|"]
+    for label in ("jailbreak", "injection", "harmful", "benign"):
+        out.append(f"| {label} refused | {new['refused_by_label'][label]:.2f} | "
+                   f"{old['refused_by_label'][label]:.2f} |")
+    for key, name in (("lookalikes_called_attack", "held-out look-alikes called attacks"),
+                      ("patients_allowed", "test split's patient messages allowed"),
+                      ("patients_strict_allowed", "... allowed without review"),
+                      ("other_language_patients_allowed",
+                       "patient messages in de/fr/es/it allowed")):
+        out.append(f"| {name} | {new[key]:.3f} | {old[key]:.3f} |")
+    return out
 
 
 def _cascade(c: dict[str, Any]) -> list[str]:
