@@ -3,9 +3,11 @@ reads them.
 
 Two parts, combined:
 
-- A trained classifier (default: the packaged ``guard.onnx``, TF-IDF + logistic regression
-  over ``allow | injection | jailbreak | off_topic``, built by
-  ``make guard-model``; data and scripts in ``tools/guard/``).
+- A trained classifier (default: the packaged ``guard.onnx``, word and character n-gram TF-IDF
+  + logistic regression over ``allow | injection | jailbreak | off_topic``, trained on public
+  prompt-injection, jailbreak and harmful-request collections and the project's own lines;
+  text only, so the core install needs no embedder; built by ``make guard-model``, scripts in
+  ``tools/guard/``, see ``docs/guard.md``).
   A node may name another ``onnx-classifier`` model; its labels must include ``allow``; a label
   ``off_topic`` gets the off-topic action, every other non-``allow`` label counts as an attack.
 - Rules: high-precision regular expressions for injection and jailbreak markers, and the chat
