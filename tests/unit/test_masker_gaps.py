@@ -286,6 +286,44 @@ def test_each_gap_is_closed(det: privacy.Detector, gap: str, text: str, values: 
     assert [v for v in values if v in masked] == [], gap
 
 
+BRANDS = ("Advil", "Xanax", "Zoloft", "Eliquis", "Benadryl", "Nexium", "Pepcid", "Ozempic",
+          "Mounjaro", "Synthroid")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("template", [
+    "Can I take {} with my other pills?",
+    "{} is not working for me anymore.",
+    "Is it ok to take {} twice a day?",
+])
+def test_brand_drug_names_are_not_masked_as_people_or_places(det: privacy.Detector,
+                                                              template: str):
+    # spaCy reads a capitalised brand as PERSON or LOCATION; masked, the validator and the reply
+    # lose the drug and no one's privacy gains.
+    kept = [b for b in BRANDS if b in det.mask(template.format(b)).masked]
+    assert kept == list(BRANDS)
+
+
+@pytest.mark.slow
+def test_a_name_that_is_also_a_drug_stays_masked_and_so_do_people_beside_a_drug(
+        det: privacy.Detector):
+    masked = det.mask("Allegra Wójcik asked whether Xanax is safe with Zoloft. Dorota Kamińska "
+                      "agreed.").masked
+    assert "Allegra" not in masked  # a given name first: privacy wins the tie
+    assert "Wójcik" not in masked and "Dorota" not in masked and "Kamińska" not in masked
+    assert "Xanax" in masked and "Zoloft" in masked
+
+
+def test_drug_name_lookup():
+    from shoal.policies.privacy.lexicon import is_drug_name
+
+    assert is_drug_name("Advil") and is_drug_name("xanax") and is_drug_name("Pepcid AC") is False
+    assert not is_drug_name("Allegra")  # also a given name
+    assert not is_drug_name("Cipro")  # also a country's name (Italian for Cyprus)
+    assert not is_drug_name("Maria")
+    assert not is_drug_name("")
+
+
 @pytest.mark.slow
 def test_clinical_words_next_to_the_new_rules_stay(det: privacy.Detector):
     text = ("Addison's disease ruled out; Bell palsy improving. Started metformin 1000 mg and "

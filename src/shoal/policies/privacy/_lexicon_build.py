@@ -3,6 +3,7 @@ docstring for what is kept). Needs the ``dev`` extra (Faker) and an English word
 nouns capitalised, such as SCOWL's as Debian's ``wamerican`` package installs it::
 
     python -m shoal.policies.privacy._lexicon_build --words <english word list>
+    python -m shoal.policies.privacy._lexicon_build --drugs   # the drug names (medical extra)
 
 Nothing here runs when shoal runs, and nothing is downloaded.
 """
@@ -10,7 +11,9 @@ Nothing here runs when shoal runs, and nothing is downloaded.
 from __future__ import annotations
 
 import argparse
+import bz2
 import importlib
+import pickle
 from importlib.resources import files
 from pathlib import Path
 
@@ -90,14 +93,40 @@ def build(out_dir: Path, word_list: Path) -> dict[str, int]:
     return counts
 
 
+def build_drugs(out_dir: Path) -> int:
+    """Write ``drug_names.txt`` from the ``drug-named-entity-recognition`` package's dictionary
+    (the ``medical`` extra): its single-word variants of four letters or more, lower case."""
+    import drug_named_entity_recognition  # type: ignore[import-untyped]
+
+    table_path = (Path(drug_named_entity_recognition.__file__).parent
+                  / "drug_ner_dictionary.pkl.bz2")
+    with bz2.open(table_path) as handle:
+        # The package's own data file, read the way the package reads it.
+        table = pickle.load(handle)
+    kept = sorted({v.casefold() for v in table["drug_variant_to_canonical"]
+                   if isinstance(v, str) and len(v) >= 4 and _LATIN_WORD.fullmatch(v)})
+    header = ("# drug_names.txt: built by `python -m shoal.policies.privacy._lexicon_build "
+              "--drugs` from the dictionary of drug-named-entity-recognition (MIT licence).\n")
+    (out_dir / "drug_names.txt").write_text(header + "\n".join(kept) + "\n", encoding="utf-8")
+    return len(kept)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Build the masker's word lists from Faker.")
-    parser.add_argument("--words", type=Path, required=True,
-                        help="an English word list, one word a line (proper nouns capitalised)")
+    parser = argparse.ArgumentParser(description="Build the masker's word lists.")
+    parser.add_argument("--words", type=Path,
+                        help="an English word list, one word a line (proper nouns capitalised): "
+                             "rebuilds the name and country lists from Faker")
+    parser.add_argument("--drugs", action="store_true",
+                        help="rebuild the drug-name list (needs the medical extra)")
     args = parser.parse_args()
+    if args.words is None and not args.drugs:
+        parser.error("give --words, --drugs or both")
     target = Path(str(files(DATA[0]).joinpath(DATA[1])))
-    for name, count in build(target, args.words).items():
-        print(f"{name}: {count}")
+    if args.words is not None:
+        for name, count in build(target, args.words).items():
+            print(f"{name}: {count}")
+    if args.drugs:
+        print(f"drug_names.txt: {build_drugs(target)}")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ import regex  # type: ignore[import-untyped]
 from shoal.errors import BackendError
 from shoal.models.pool import map_errors, run_blocking, shared
 from shoal.policies.privacy.addresses import AddressRules
+from shoal.policies.privacy.lexicon import is_drug_name
 from shoal.policies.privacy.masking import MaskResult, Mode, apply_mask
 from shoal.policies.privacy.names import NameRules, eponym_at
 from shoal.policies.privacy.packs import Pack, load_pack
@@ -348,6 +349,8 @@ class Detector:
                 # spaCy calls most digit runs DATE ("06-82237745"): still masked (recall first),
                 # but as an ambiguous hit, so a phone or id pattern over it names the type.
                 score = min(score, self.pack.ambiguous_below - 0.01)
+        if type_ in ("PERSON", "LOCATION") and is_drug_name(value):
+            return None  # "Advil", "Nexium": a brand the model took for a person or a place
         if type_ not in self.pack.kind_by_entity:
             return None
         return _Hit(type_, start, end, score, ner)

@@ -23,10 +23,20 @@ Nothing here reads or logs the texts being scanned.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from importlib.resources import files
 
-__all__ = ["DATA", "WORD_TAG", "Lexicon", "countries", "given_names", "surnames"]
+__all__ = [
+    "DATA",
+    "WORD_TAG",
+    "Lexicon",
+    "countries",
+    "drug_names",
+    "given_names",
+    "is_drug_name",
+    "surnames",
+]
 
 DATA = ("shoal.policies.privacy", "lexicon_data")
 """Where the lists are: a package and a folder."""
@@ -77,3 +87,33 @@ def countries() -> frozenset[str]:
     compared in lower case."""
     lexicon = _read("countries.txt")
     return frozenset(w.casefold() for w in lexicon.names | lexicon.words)
+
+
+@functools.cache
+def drug_names() -> frozenset[str]:
+    """Single-word drug names, brand and generic (``advil``, ``xanax``, ``metformin``), in lower
+    case: the variants of the ``drug-named-entity-recognition`` package's dictionary (MIT
+    licence), four letters or more."""
+    lexicon = _read("drug_names.txt")
+    return lexicon.names | lexicon.words
+
+
+@functools.cache
+def _name_words() -> frozenset[str]:
+    # Given names, surnames and countries: words that may identify someone or somewhere.
+    return frozenset(w.casefold() for lex in (given_names(), surnames())
+                     for w in lex.names | lex.words) | countries()
+
+
+_WORDS = re.compile(r"[^\W\d_][\w'’-]*")
+
+
+def is_drug_name(value: str) -> bool:
+    """Whether ``value`` is made only of drug names, none of them also a given name, surname
+    or country of the lists. The statistical model reads a capitalised brand as a person
+    ("Advil", "Xanax") or a place ("Nexium"); masking it hides the drug from the validator and
+    the reply and protects no one. A word that is both ("Allegra", "Cipro") stays masked:
+    privacy first."""
+    words = [w.casefold() for w in _WORDS.findall(value)]
+    drugs, names = drug_names(), _name_words()
+    return bool(words) and all(w in drugs and w not in names for w in words)
