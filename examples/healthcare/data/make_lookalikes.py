@@ -46,11 +46,10 @@ unseen families the model still calls ``injection`` or ``off_topic``.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -937,17 +936,6 @@ def build(seed: int = SEED, per_family: float = PER_FAMILY,
     return rows
 
 
-def write(out_dir: Path, rows: Mapping[str, list[dict[str, Any]]]) -> dict[str, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for split, records in rows.items():
-        path = out_dir / f"lookalikes_{split}.jsonl"
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                        encoding="utf-8")
-        paths[split] = path
-    return paths
-
-
 def main(argv: Sequence[str] | None = None,
          echo: Callable[[str], object] = print) -> dict[str, Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
@@ -957,7 +945,7 @@ def main(argv: Sequence[str] | None = None,
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
     rows = build(args.seed, args.per_family)
-    paths = write(args.out_dir, rows)
+    paths = mm.write(args.out_dir, rows, prefix="lookalikes_")
     for split, records in rows.items():
         counts = Counter(r["label"] for r in records)
         families = len({r["family"] for r in records})

@@ -1667,11 +1667,13 @@ def build(seed: int = SEED) -> dict[str, list[dict[str, Any]]]:
     return rows
 
 
-def write(out_dir: Path, rows: Mapping[str, list[dict[str, Any]]]) -> dict[str, Path]:
+def write(out_dir: Path, rows: Mapping[str, list[dict[str, Any]]], *,
+          prefix: str = "") -> dict[str, Path]:
+    """One ``{prefix}{split}.jsonl`` per split in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for split, records in rows.items():
-        path = out_dir / f"{split}.jsonl"
+        path = out_dir / f"{prefix}{split}.jsonl"
         path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
                         encoding="utf-8")
         paths[split] = path
