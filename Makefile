@@ -83,4 +83,5 @@ clean:
 # this rebuilds them (models trained on the masked training split).
 healthcare-data: venv
 	$(PY) examples/healthcare/data/make_messages.py
+	$(PY) examples/healthcare/data/make_lookalikes.py
 	$(PY) examples/healthcare/build_models.py

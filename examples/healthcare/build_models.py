@@ -9,8 +9,11 @@ guard runs before the masker and reads raw text, so it is trained on raw text.
 
 - ``models/triage.onnx``: the seven classes; a text + embedding ensemble
   (``text-embedding-ensemble``: word + character TF-IDF and MiniLM logistic regressions,
-  averaged) trained on all of the masked training split; its sidecar's metrics are on the masked
-  dev split.
+  averaged) trained on all of the masked training split plus the masked benign look-alikes of
+  ``data/lookalikes_train.jsonl`` (``data/make_lookalikes.py``: patient messages that use
+  "ignore", "system", "instructions", "override"... innocently, emergencies included; without
+  them the model took those words alone for an injection); its sidecar's metrics are on the
+  masked dev split.
 - ``models/triage-router.onnx``: the learned deferral router for the triage node
   (``shoal train-router``'s training, out of fold over the same masked rows).
 - ``models/guard.onnx``: ``allow``, ``injection``, ``jailbreak``, ``off_topic``, for the
@@ -61,6 +64,8 @@ from guard_data import (  # noqa: E402  (the data folder's helper)
 )
 
 TRAIN = HERE / "data" / "train.jsonl"
+LOOKALIKES = HERE / "data" / "lookalikes_train.jsonl"
+"""Benign look-alikes (``data/make_lookalikes.py``), added to the triage model's training rows."""
 DEV = HERE / "data" / "dev.jsonl"
 MODELS = HERE / "models"
 GUARD_LABELS = {"injection": "injection", "off_topic": "off_topic"}
@@ -106,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             guard(Path(tmp), progress, line)
         if args.only == "guard":
             return 0
-        line(f"masking {TRAIN.name} and {DEV.name} with hipaa_safe_harbor")
-        rows, dev = masked_rows(TRAIN, progress), masked_rows(DEV, progress)
+        line(f"masking {TRAIN.name}, {LOOKALIKES.name} and {DEV.name} with hipaa_safe_harbor")
+        rows = masked_rows(TRAIN, progress) + masked_rows(LOOKALIKES, progress)
+        dev = masked_rows(DEV, progress)
         triage_data, dev_data = Path(tmp) / "triage.jsonl", Path(tmp) / "dev.jsonl"
         write_jsonl(rows, triage_data)
         write_jsonl(dev, dev_data)
@@ -138,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         routed = train_router([r["text"] for r in rows], [r["label"] for r in rows],
                               [r["family"] for r in rows], MODELS / "triage.onnx",
                               MODELS / "triage-router.onnx",
-                              data_sha256=hashlib.sha256(TRAIN.read_bytes()).hexdigest(),
+                              data_sha256=hashlib.sha256(TRAIN.read_bytes()
+                                                         + LOOKALIKES.read_bytes()).hexdigest(),
                               seed=0, progress=router_stage)
         progress.update(router_task, description="triage router: done", completed=7)
         line(f"triage router: {routed.summary()}")

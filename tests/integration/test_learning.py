@@ -46,7 +46,7 @@ nodes:
   triage:
     below: 0.6
     critical:
-      emergency: {floor: 0.0694, min_recall: 0.99, action: escalate,
+      emergency: {floor: 0.1336, min_recall: 0.99, action: escalate,
                   red_flags: clinical_red_flags}
 budget: {max_share: 0.6, window: 200}
 """
@@ -65,7 +65,9 @@ nodes:
   triage:
     agent: classifier
     model: triage
-    learn: {{train: {HEALTH / 'data' / 'train.jsonl'}, eval: {HEALTH / 'data' / 'dev.jsonl'},
+    learn: {{train: [{HEALTH / 'data' / 'train.jsonl'},
+                     {HEALTH / 'data' / 'lookalikes_train.jsonl'}],
+             eval: {HEALTH / 'data' / 'dev.jsonl'},
              min_shadow: 5, ledger_weight: 10, accuracy_tolerance: 0.05, target_accuracy: 0.9}}
 edges: [guard -> mask -> triage]
 output: triage
@@ -168,7 +170,9 @@ def test_learn_writes_a_version_with_its_lineage(loop: Loop, learned: str):
     assert (models / "v2.onnx").is_file() and (models / "v2.onnx.json").is_file()
     lineage = json.loads((models / "v2.lineage.json").read_text())
     assert lineage["parent"] == "v1" and lineage["version"] == "v2"
-    assert lineage["data"]["base"]["n"] == 1013  # refused kinds stay in the training data
+    # Both base files, refused kinds included (they stay in the training data).
+    assert lineage["data"]["base"]["n"] == 1013 + 355
+    assert lineage["data"]["base"]["file"] == "train.jsonl + lookalikes_train.jsonl"
     assert lineage["data"]["ledger"]["planner"] >= 10
     assert lineage["eval"]["n"] == 267
     assert set(lineage["metrics"]) == {"champion", "candidate"}

@@ -15,7 +15,7 @@ import pytest
 from shoal.errors import LearningError
 from shoal.graphs.loader import load_spec
 from shoal.graphs.spec import GraphSpec
-from shoal.learning.data import ledger_rows, text_key
+from shoal.learning.data import NodeData, concat_node_data, ledger_rows, text_key
 from shoal.learning.learn import NodeSetup, node_setup
 from shoal.learning.promote import rollback, start_shadow, stop_shadow
 from shoal.learning.shadow import shadow_stats
@@ -215,7 +215,8 @@ def test_node_setup_of_the_cascade_triage(setup: NodeSetup) -> None:
                                                           "triage")
     assert "emergency" in setup.labels and "billing" in setup.labels
     assert setup.base_model == CASCADE.parent / "models" / "triage.onnx"
-    assert setup.train_path() == CASCADE.parent / "data" / "train.jsonl"
+    assert setup.train_paths() == [CASCADE.parent / "data" / "train.jsonl",
+                                   CASCADE.parent / "data" / "lookalikes_train.jsonl"]
     assert setup.eval_path() == CASCADE.parent / "data" / "dev.jsonl"
     assert setup.rule is not None and "emergency" in setup.rule.critical
     assert setup.max_share is not None and 0 < setup.max_share <= 1
@@ -337,3 +338,24 @@ def test_the_champion_cannot_shadow_itself(setup: NodeSetup,
     with pytest.raises(LearningError, match="is the champion"):
         start_shadow(setup, "v2", registry=registry)
     assert registry.shadow(setup.graph, setup.node) is None
+
+
+def _part(source: str, ids: list[str]) -> NodeData:
+    return NodeData(source=source, sha256=source * 4, ids=ids, texts=[f"t {i}" for i in ids],
+                    labels=["billing"] * len(ids), groups=ids, skipped=1)
+
+
+def test_several_base_files_are_one_set_that_names_them_all() -> None:
+    one = _part("a.jsonl", ["1", "2"])
+    assert concat_node_data([one]) is one
+    both = concat_node_data([one, _part("b.jsonl", ["3"])])
+    assert both.source == "a.jsonl + b.jsonl"
+    assert both.ids == ["1", "2", "3"] and both.texts[-1] == "t 3" and both.skipped == 2
+    # The lineage hash depends on each file and their order.
+    swapped = concat_node_data([_part("b.jsonl", ["3"]), one])
+    assert both.sha256 != swapped.sha256 and len(both.sha256) == 64
+
+
+def test_a_record_id_in_two_base_files_is_an_error_naming_it() -> None:
+    with pytest.raises(LearningError, match=r"b.jsonl: record id '2' is also in an earlier"):
+        concat_node_data([_part("a.jsonl", ["1", "2"]), _part("b.jsonl", ["2"])])

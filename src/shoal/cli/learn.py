@@ -24,6 +24,7 @@ from shoal.errors import ShoalError
 from shoal.learning import (
     NodeData,
     NodeSetup,
+    concat_node_data,
     learn,
     node_data,
     node_setup,
@@ -95,11 +96,17 @@ def learn_command(
                                "the graph).")] = None,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
 ) -> None:
-    """Build the node's next version from its base data (learn.train) and the ledger's labels (a
-    person's over the planner's), measure it and the champion on the frozen split (learn.eval),
-    and register it. The running graph does not change: shadow it, then promote it."""
+    """Build the node's next version from its base data (learn.train, one file or several) and
+    the ledger's labels (a person's over the planner's), measure it and the champion on the
+    frozen split (learn.eval), and register it. The running graph does not change: shadow it,
+    then promote it."""
     setup, store = _setup(graph_path, node)
-    base = _read(graph_path, setup, setup.train_path(), "train")
+    try:
+        base = concat_node_data([_read(graph_path, setup, path, "train")
+                                 for path in setup.train_paths()])
+    except ShoalError as exc:
+        _fail(f"{graph_path}: learn.train: {exc.message}")
+        raise typer.Exit(2) from None
     evaluation = _read(graph_path, setup, setup.eval_path(), "eval")
     out = output or graph_path.parent / "models" / node
     registry, ledger = SqliteModelRegistry(store), SqliteLedger(store)

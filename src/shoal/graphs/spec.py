@@ -73,9 +73,11 @@ class LearnSpec(_Strict):
     """``learn:`` of a classifier node: the data ``shoal learn`` retrains it on and the frozen
     split ``shoal promote`` judges every version on. Paths are relative to the graph file."""
 
-    train: str
+    train: str | list[str]
     """Labelled JSONL (``id``, ``text``, ``label``) the node's model was trained on: raw
-    messages, run through the graph up to the node as at run time."""
+    messages, run through the graph up to the node as at run time. A list when the model was
+    trained on several files (for example its data plus hand-written hard cases): a retrain
+    must see all of them, or the candidate is judged against a champion that saw more."""
     eval: str
     """Labelled JSONL never trained on: the frozen evaluation split of the promotion gate. Its
     hash goes into every version's lineage; a promotion refuses when it has changed."""

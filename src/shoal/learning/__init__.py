@@ -13,7 +13,7 @@ The state (versions, champion, shadow records) lives in the escalation store
 (:meth:`shoal.Graph.refresh_models`).
 """
 
-from shoal.learning.data import LedgerRows, NodeData, ledger_rows, node_data
+from shoal.learning.data import LedgerRows, NodeData, concat_node_data, ledger_rows, node_data
 from shoal.learning.evaluate import EvalMetrics, evaluate_version
 from shoal.learning.gate import GateCheck, GateResult, gate
 from shoal.learning.learn import Candidate, NodeSetup, learn, node_setup
@@ -30,6 +30,7 @@ __all__ = [
     "NodeSetup",
     "Promotion",
     "ShadowStats",
+    "concat_node_data",
     "evaluate_version",
     "gate",
     "learn",

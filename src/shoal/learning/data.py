@@ -16,12 +16,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shoal.errors import LearningError
 from shoal.graphs.node_inputs import node_inputs
 from shoal.graphs.results import Record
 from shoal.models.onnx import file_sha256
 from shoal.policies.escalation import LedgerEntry
 
-__all__ = ["LedgerRows", "NodeData", "ledger_rows", "node_data", "rows_sha256", "text_key"]
+__all__ = ["LedgerRows", "NodeData", "concat_node_data", "ledger_rows", "node_data", "rows_sha256",
+           "text_key"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,27 @@ class NodeData:
     groups: list[str]
     skipped: int = 0
     """Records that failed before the node (a refusal does not stop them here)."""
+
+
+def concat_node_data(parts: Sequence[NodeData]) -> NodeData:
+    """Several base files as one: sources joined with ``+``, and a sha256 over each file's
+    (in order), so a version's lineage still names exactly the data it saw."""
+    if len(parts) == 1:
+        return parts[0]
+    seen: set[str] = set()
+    for part in parts:
+        clash = seen.intersection(part.ids)
+        if clash:
+            raise LearningError(f"{part.source}: record id {sorted(clash)[0]!r} is also in an "
+                             "earlier learn.train file; ids must be unique across them")
+        seen.update(part.ids)
+    digest = hashlib.sha256("".join(p.sha256 for p in parts).encode()).hexdigest()
+    return NodeData(source=" + ".join(p.source for p in parts), sha256=digest,
+                    ids=[i for p in parts for i in p.ids],
+                    texts=[t for p in parts for t in p.texts],
+                    labels=[x for p in parts for x in p.labels],
+                    groups=[g for p in parts for g in p.groups],
+                    skipped=sum(p.skipped for p in parts))
 
 
 def text_key(text: str) -> str:

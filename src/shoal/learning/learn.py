@@ -74,8 +74,9 @@ class NodeSetup:
     max_share: float | None
     """The graph budget's cap on the planner share, the router's target."""
 
-    def train_path(self) -> Path:
-        return resolve_path(self.learn.train, self.base_dir)
+    def train_paths(self) -> list[Path]:
+        files = [self.learn.train] if isinstance(self.learn.train, str) else self.learn.train
+        return [resolve_path(f, self.base_dir) for f in files]
 
     def eval_path(self) -> Path:
         return resolve_path(self.learn.eval, self.base_dir)
