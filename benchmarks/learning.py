@@ -58,6 +58,7 @@ from shoal.graphs.runtime import Graph
 from shoal.learning import (
     NodeData,
     NodeSetup,
+    concat_node_data,
     learn,
     node_data,
     node_setup,
@@ -243,9 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The graph's store (ledger, registry) in a scratch folder; nothing of the repo changes.
         os.environ["SHOAL_OUTBOX"] = str(Path(tmp) / "warmup.sqlite")
         console.print("reading the training and dev splits as triage sees them (masked)")
-        train, dev = setup.train_path(), setup.eval_path()
-        base = asyncio.run(node_data(GRAPH, NODE, labelled(train), file=train,
-                                     groups=families(train)))
+        dev = setup.eval_path()
+        base = concat_node_data([asyncio.run(node_data(GRAPH, NODE, labelled(train), file=train,
+                                                       groups=families(train)))
+                                 for train in setup.train_paths()])
         evaluation = asyncio.run(node_data(GRAPH, NODE, labelled(dev), file=dev))
         rounds = _rounds(labelled(DATA / "test.jsonl"), args.rounds, args.order_seed)
         runs: dict[str, dict[str, Any]] = {}

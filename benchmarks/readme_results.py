@@ -216,14 +216,13 @@ def _guard(r: dict[str, Any], packaged: dict[str, Any] | None) -> list[str]:
             f"{_yes(t['lookalikes_called_injection']['met'])} |",
             f"| test split's patient messages allowed | {t['patients_allowed']['value']:.3f} | "
             f">= {t['patients_allowed']['target']} | {_yes(t['patients_allowed']['met'])} |"]
-    if not t["lookalikes_called_injection"]["met"]:
-        out += ["", "The look-alikes the cascade calls injections are triage's: the triage model "
-                "learned its injection class from generated data in which \"ignore\", "
-                "\"system\" and \"instructions\" nearly always mean an attack. Training it "
-                "with the 90 authored look-alikes removed those calls in a trial (0 of 50) but "
-                "lowered the model's own emergency recall on the test split (65 to 59 of 81), so "
-                "the shipped triage model is unchanged; fixing it needs more varied benign "
-                "training data, not a threshold."]
+    out += ["", "The look-alikes the cascade calls injections are triage's (the guard calls "
+            f"{fa['lookalikes']['called_injection_guard']['k']} of "
+            f"{fa['lookalikes']['called_injection_guard']['n']}). Triage is trained with 355 "
+            "benign look-alikes (`examples/healthcare/data/make_lookalikes.py`), so it no longer "
+            "takes \"ignore\", \"system\" or \"override\" alone for an attack; the price is "
+            "some of the injections it used to stop behind the guard, most in the languages "
+            "the guard never saw (before and after in [docs/guard.md](docs/guard.md))."]
     if packaged:
         out += ["", *_guard_packaged(packaged)]
     return [*out, "", f"Measured {r['date'][:10]}.", ""]
@@ -370,7 +369,7 @@ def _cascade(c: dict[str, Any]) -> list[str]:
         f"{_num(oracle['modes']['learned']['emergency_recall'])}. No router reaches "
         f"CPT(95%) below 0.95 x the local error rate = {_num(c['cpt95_floor'])}.{live_line} "
         f"Path without generation: **{c['throughput_msgs_per_s']:.1f} msgs/s** on "
-        f"{oracle['machine']['cpu_count']} CPU cores.",
+        f"{oracle['machine']['cpu_count']} CPU cores{_busy(oracle['machine'])}.",
         "",
         f"Targets (issue 13): emergency recall >= {wanted['emergency_recall_min']}: "
         f"{_met(met['emergency_recall'])}; accuracy >= {wanted['accuracy_min']} at planner "
@@ -387,6 +386,15 @@ def _cascade(c: dict[str, Any]) -> list[str]:
 
 
 REPLY_SOURCES = ("template", "personalised", "planner", "model")
+
+
+def _busy(machine: dict[str, Any]) -> str:
+    """A note when other work shared the machine (a throughput then reads low)."""
+    load = machine.get("loadavg_1min_end")
+    if load is None or load <= machine["cpu_count"]:
+        return ""
+    return (f" (1-minute load average {load:.1f} at the end of the run: other work shared the "
+            "machine, so this reads low)")
 
 
 def _pct(value: float | None) -> str:

@@ -36,9 +36,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TRIAGE = ROOT / "examples/healthcare/models/triage.onnx"
 LABELS = ["appointment", "billing", "emergency", "injection", "off_topic",
           "prescription_refill", "symptom_report"]
-# An emergency the packaged triage model labels 'symptom_report' with P(emergency) ~0.34.
-LOW_EMERGENCY = ("Heavy bleeding after my carpal tunnel release - I've soaked through two pads "
-                 "in an hour.")
+# An emergency (heart attack signs, played down) of the test split that the healthcare triage
+# model labels 'symptom_report' with P(emergency) ~0.32.
+LOW_EMERGENCY = ("Hey - I'm sure it's nothing but my left arm has been tingling for an hour and I "
+                 "feel sweaty and sick to my stomach. Thx")
 
 
 def answer(label: str = "emergency") -> str:
