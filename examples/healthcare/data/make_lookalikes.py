@@ -913,22 +913,8 @@ def build(seed: int = SEED, per_family: float = PER_FAMILY,
         fake.seed_instance(seed + 10 * offset)
         per = dev_per_family if split == "dev" else per_family
         for family in (f for f in FAMILIES if split_of[f.name] == split):
-            size = max(1, round(per * family.weight))
-            made = attempts = 0
-            while made < size:
-                attempts += 1
-                if attempts > 200 * size:
-                    raise RuntimeError(f"family {family.name}: only {made} distinct messages "
-                                       f"of {size}; add templates or fillers")
-                result = mm._message(family, rng, fake, seen)
-                if result is None:
-                    continue
-                text, kinds = result
-                made += 1
-                rows[split].append({
-                    "text": text, "label": family.label, "family": family.name,
-                    "split": split, "hard": family.hard, "has_pii": bool(kinds), "pii": kinds,
-                })
+            rows[split] += mm.family_rows(family, max(1, round(per * family.weight)), split,
+                                          rng, fake, seen)
         rng.shuffle(rows[split])
         for i, row in enumerate(rows[split]):
             number += 1

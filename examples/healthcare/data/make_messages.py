@@ -1628,6 +1628,26 @@ def split_families(families: Sequence[Family], rng: random.Random) -> dict[str, 
     return out
 
 
+def family_rows(family: Family, size: int, split: str, rng: random.Random, fake: Faker,
+                seen: set[str]) -> list[dict[str, Any]]:
+    """``size`` distinct messages of ``family`` as records of ``split`` (no id yet); texts
+    already in ``seen`` are drawn again."""
+    out: list[dict[str, Any]] = []
+    attempts = 0
+    while len(out) < size:
+        attempts += 1
+        if attempts > 200 * size:
+            raise RuntimeError(f"family {family.name}: only {len(out)} distinct messages of "
+                               f"{size}; add templates or fillers")
+        result = _message(family, rng, fake, seen)
+        if result is None:
+            continue
+        text, kinds = result
+        out.append({"text": text, "label": family.label, "family": family.name,
+                    "split": split, "hard": family.hard, "has_pii": bool(kinds), "pii": kinds})
+    return out
+
+
 def build(seed: int = SEED) -> dict[str, list[dict[str, Any]]]:
     """Every record by split, ids assigned in split order (train, dev, test)."""
     rng = random.Random(seed)
@@ -1641,23 +1661,8 @@ def build(seed: int = SEED) -> dict[str, list[dict[str, Any]]]:
     seen: set[str] = set()
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for family in FAMILIES:
-        made = 0
-        attempts = 0
-        while made < sizes[family.name]:
-            attempts += 1
-            if attempts > 200 * sizes[family.name]:
-                raise RuntimeError(f"family {family.name}: only {made} distinct messages of "
-                                   f"{sizes[family.name]}; add templates or fillers")
-            result = _message(family, rng, fake, seen)
-            if result is None:
-                continue
-            text, kinds = result
-            made += 1
-            rows[split_of[family.name]].append({
-                "text": text, "label": family.label, "family": family.name,
-                "split": split_of[family.name], "hard": family.hard, "has_pii": bool(kinds),
-                "pii": kinds,
-            })
+        split = split_of[family.name]
+        rows[split] += family_rows(family, sizes[family.name], split, rng, fake, seen)
     number = 0
     for split in SPLITS:
         rng.shuffle(rows[split])
