@@ -337,7 +337,7 @@ def calibrate(console: Console, max_off: float = 0.05) -> dict[str, Any]:
     sentence is scored (MiniLM cosine) against its own message (matched) and against every
     other message of another class (mismatched). The floor lets ``max_off`` of mismatched
     pairs through."""
-    from shoal.agents.responder import PERSONAL_EXAMPLES, PERSONAL_SYSTEM
+    from shoal.agents.responder import personal_prompt
     from shoal.models.llamacpp import LlamaCppModel
     from shoal.models.onnx import OnnxEmbedder
     from shoal.policies.privacy import mask
@@ -356,12 +356,7 @@ def calibrate(console: Console, max_off: float = 0.05) -> dict[str, Any]:
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("calibrate: model sentences on dev", total=len(rows))
             for text in masked:
-                messages: list[Any] = [{"role": "system", "content": PERSONAL_SYSTEM}]
-                for q, a in PERSONAL_EXAMPLES:
-                    messages += [{"role": "user", "content": q},
-                                 {"role": "assistant", "content": a}]
-                messages.append({"role": "user", "content": text})
-                gen = await model.generate(messages, max_tokens=40)
+                gen = await model.generate(personal_prompt(text), max_tokens=40)
                 out.append(" ".join(gen.text.split()))
                 progress.advance(task)
         return out

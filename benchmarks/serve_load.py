@@ -67,10 +67,16 @@ from typing import Any
 
 import httpx
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
+from shoal.agents.responder import ResponderConfig, personal_prompt
+from shoal.graphs.loader import load_spec
+from shoal.models.llamacpp import LlamaCppModel
 from shoal.models.local_server import HOST, free_port, serve_embedded
+from shoal.models.specs import LlamaCppModelSpec
+from shoal.policies import privacy
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAPH = ROOT / "examples/healthcare/cascade.yaml"
@@ -315,9 +321,19 @@ async def drive(server: Server, headers: dict[str, str], texts: Sequence[str], *
                   f"{warm_info['statuses']}")
     rows = []
     for c in levels:
+        before = scrape_tokens(server.url, headers)
         outcomes, seconds = await level(server.url, headers, texts, prefix=f"c{c:02d}", n=n,
                                         concurrency=c, timeout_s=timeout_s)
         rows.append(summarize(outcomes, seconds, c, server))
+        after = scrape_tokens(server.url, headers)
+        by = {b: after[b] - before.get(b, 0) for b in sorted(after)
+              if after[b] - before.get(b, 0)}
+        made = sum(by.values())
+        local = sum(v for b, v in by.items() if b.startswith("llamacpp:"))
+        rows[-1]["generated_tokens_by_backend"] = by
+        rows[-1]["generated_tokens"] = made
+        rows[-1]["generated_tokens_per_s"] = round(made / seconds, 1) if seconds else None
+        rows[-1]["in_process_tokens_per_s"] = round(local / seconds, 1) if seconds else None
         r = rows[-1]
         console.print(f"  concurrency {c:>2}: {n} requests in {seconds:.1f} s, {r['rps']} req/s, "
                       f"p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, errors {r['errors']}"
@@ -328,6 +344,58 @@ async def drive(server: Server, headers: dict[str, str], texts: Sequence[str], *
 # --- the server's own count ----------------------------------------------------------------------
 
 
+def scrape_tokens(url: str, headers: dict[str, str]) -> dict[str, int]:
+    """``shoal_model_generated_tokens_total`` per backend: the server's in-process models
+    (``llamacpp:...``) and the planner's answers as it reported them (``openai:...``)."""
+    with httpx.Client(timeout=10.0, trust_env=False, headers=headers) as client:
+        response = client.get(f"{url}/metrics")
+    response.raise_for_status()
+    return {str(sample.labels["backend"]): int(sample.value)
+            for family in text_string_to_metric_families(response.text)
+            if family.name == "shoal_model_generated_tokens"
+            for sample in family.samples if sample.name.endswith("_total")}
+
+
+def raw_generation(texts: Sequence[str], n: int, *, runs: int = 1) -> dict[str, Any]:
+    """The responder's model alone in this process, nothing else running but the idle planner:
+    the responder's own prompt (system, examples, the masked message) and token limit, one call
+    after another (llama.cpp runs one at a time), ``n`` messages, ``runs`` times. Its tokens/s
+    is the most the server can generate; the mean of the runs is the reference (this machine's
+    rate moves by a fifth between runs minutes apart)."""
+    spec = load_spec(GRAPH)[0]
+    node = spec.nodes["answer"]
+    config = ResponderConfig.model_validate(node.model_extra or {})
+    model_spec = spec.models[str(node.model)]
+    assert isinstance(model_spec, LlamaCppModelSpec)
+    model = LlamaCppModel.from_spec(model_spec, GRAPH.parent)
+    masked = [privacy.mask(t).masked for t in texts[:n]]
+
+    async def run() -> tuple[int, float]:
+        made, started = 0, time.perf_counter()
+        for text in masked:
+            out = await model.generate(personal_prompt(text),
+                                       max_tokens=config.personal_max_tokens)
+            made += out.usage.completion_tokens
+        return made, time.perf_counter() - started
+
+    asyncio.run(model.generate([{"role": "user", "content": "Hello"}], max_tokens=4))
+    done = []
+    for _ in range(runs):
+        made, seconds = asyncio.run(run())
+        done.append({"generated_tokens": made, "seconds": round(seconds, 2),
+                     "tokens_per_s": round(made / seconds, 1)})
+    return {"model": model.name, "messages": len(masked),
+            "max_tokens": config.personal_max_tokens, "runs": done,
+            "tokens_per_s": round(sum(r["tokens_per_s"] for r in done) / len(done), 1)}
+
+
+def merge_raw(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Raw measurements taken at different times, as one: every run, their mean rate."""
+    runs = [r for p in parts for r in p["runs"]]
+    return {**parts[0], "runs": runs,
+            "tokens_per_s": round(sum(r["tokens_per_s"] for r in runs) / len(runs), 1)}
+
+
 def scrape_runs(url: str, headers: dict[str, str]) -> dict[str, Any]:
     """``GET /metrics``: the counter of runs labelled by ``status`` (summed per status), and
     ``shoal_escalations_total`` summed per outcome."""
@@ -335,8 +403,6 @@ def scrape_runs(url: str, headers: dict[str, str]) -> dict[str, Any]:
         response = client.get(f"{url}/metrics")
     if response.status_code != 200:
         return {"http": response.status_code, "metric": None, "by_status": {}}
-    from prometheus_client.parser import text_string_to_metric_families
-
     found: dict[str, Counter[str]] = {}
     escalations: Counter[str] = Counter()
     for family in text_string_to_metric_families(response.text):
@@ -466,6 +532,8 @@ def main() -> None:
             headers["Authorization"] = f"Bearer {add_key(shoal, keys, env)}"
             options = ["--keys", str(keys)]
         options += ["--concurrency", str(args.server_concurrency)]
+        console.print("the responder's model alone, before the server...")
+        raw_before = raw_generation(texts, args.requests)
         server = start_server(shoal, options, env, tmp, headers)
         console.print(f"shoal serve: {server.url} ready in {server.startup_s:.1f} s")
         try:
@@ -476,6 +544,15 @@ def main() -> None:
             peak = server.peak_rss_mb()
         finally:
             stopped = server.stop()
+        console.print("the responder's model alone, after the server...")
+        raw = merge_raw(raw_before, raw_generation(texts, args.requests))
+        console.print(f"  {raw['tokens_per_s']} tokens/s on average "
+                      f"({[r['tokens_per_s'] for r in raw['runs']]}; {raw['messages']} messages)")
+        for r in rows:
+            console.print(f"  concurrency {r['concurrency']:>2}: generated "
+                          f"{r['generated_tokens_per_s']} tokens/s "
+                          f"({r['generated_tokens_by_backend']}), in-process "
+                          f"{r['in_process_tokens_per_s']} tokens/s")
         planner_name = ("embedded SmolLM2-135M-Instruct (Q4_1) behind a real llama_cpp.server "
                         "on 127.0.0.1, started by this benchmark" if planner is not None
                         else "the server at SHOAL_PLANNER_URL")
@@ -498,6 +575,17 @@ def main() -> None:
         "warmup": warm,
         "levels": rows,
         "errors_total": sum(r["errors"] for r in rows),
+        "raw_generation": raw,
+        # The planner here is the same SmolLM2 file in another process on the same cores, so
+        # the machine's generation capacity is the raw rate, whichever process generates.
+        "generation_vs_raw": {
+            str(r["concurrency"]): (round(r["generated_tokens_per_s"] / raw["tokens_per_s"], 3)
+                                    if r.get("generated_tokens_per_s") else None)
+            for r in rows},
+        "in_process_vs_raw": {
+            str(r["concurrency"]): (round(r["in_process_tokens_per_s"] / raw["tokens_per_s"], 3)
+                                    if r.get("in_process_tokens_per_s") else None)
+            for r in rows},
         "metrics": {**scraped, "sent_by_status": runs_sent,
                     "matches": scraped["by_status"] == runs_sent},
         "server": {"startup_s": server.startup_s, "rss_peak_mb": peak, **stopped},

@@ -9,6 +9,7 @@ from shoal.agents import Agent, AgentConfig, AgentContext, AgentResult, agent
 from shoal.errors import (
     AgentError,
     BackendError,
+    BackendOverloaded,
     BackendTimeout,
     ErrorCode,
     InputError,
@@ -43,6 +44,7 @@ __all__ = [
     "AgentError",
     "AgentResult",
     "BackendError",
+    "BackendOverloaded",
     "BackendTimeout",
     "ChainEdge",
     "END",

@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     SPEC_INVALID = "spec_invalid"
     BACKEND_FAILED = "backend_failed"
     BACKEND_TIMEOUT = "backend_timeout"
+    BACKEND_OVERLOADED = "backend_overloaded"
     AGENT_FAILED = "agent_failed"
     AGENT_TIMEOUT = "agent_timeout"
     OUTPUT_INVALID = "output_invalid"
@@ -113,6 +114,19 @@ class BackendTimeout(BackendError, TimeoutError):
     def __init__(self, *, backend: str, timeout_s: float) -> None:
         super().__init__(f"no answer within {timeout_s:g} s", backend=backend)
         self.timeout_s = timeout_s
+
+
+class BackendOverloaded(BackendError):
+    """A model's queue was full and the caller asked not to wait (``shoal serve`` answers it
+    as HTTP 429 with ``Retry-After``)."""
+
+    code = ErrorCode.BACKEND_OVERLOADED
+
+    def __init__(self, *, backend: str, waiting: int, retry_after_s: int) -> None:
+        super().__init__(f"queue full ({waiting} waiting); retry in about {retry_after_s} s",
+                         backend=backend)
+        self.waiting = waiting
+        self.retry_after_s = retry_after_s
 
 
 class AgentError(ShoalError):

@@ -20,6 +20,7 @@ from shoal.graphs.spec import OpenAIModelSpec, Price
 from shoal.models import Generator
 from shoal.models.local_server import LlamaServer, serve_embedded
 from shoal.models.openai_compat import OpenAICompatModel
+from shoal.models.tokens import generated_tokens
 from tests.integration.fake_openai import (
     FakeResponse,
     closed_port,
@@ -101,9 +102,12 @@ def test_server_is_local_and_names_its_model(llama_server: LlamaServer):
 async def test_text_comes_back_with_usage_and_cost(llama_server: LlamaServer):
     async with _real(llama_server, price=PRICE) as model:
         assert isinstance(model, Generator)
+        before = generated_tokens().get(model.name, 0)
         out = await model.generate(MESSAGES, max_tokens=16)
     assert out.text.strip()
     assert out.model == llama_server.model_id
+    # shoal serve's shoal_model_generated_tokens_total counts the planner's answers too.
+    assert generated_tokens()[model.name] - before == out.usage.completion_tokens
     assert out.usage.prompt_tokens > 0 and 0 < out.usage.completion_tokens <= 16
     expected = (out.usage.prompt_tokens * 2.5 + out.usage.completion_tokens * 10.0) / 1e6
     assert out.cost_usd == pytest.approx(expected)

@@ -37,6 +37,7 @@ from shoal.models.onnx import (
     sidecar_path,
 )
 from shoal.models.refit import refitter
+from shoal.models.specs import DEFAULT_ORT
 from shoal.models.train import (
     TfidfHyperparameters,
     build_embedding_classifier,
@@ -169,7 +170,7 @@ def test_loads_through_load_classifier_once_per_process(trained: Path) -> None:
     assert isinstance(first, SignalClassifier)
     assert first.labels == tuple(LABELS) and first.members == ("text", "embedding")
     assert first._runtime is second._runtime
-    key = ("onnx-classifier", str(trained.resolve()), first.sidecar.model_sha256)
+    key = ("onnx-classifier", str(trained.resolve()), first.sidecar.model_sha256, DEFAULT_ORT)
     assert key in pool.loaded()
 
 

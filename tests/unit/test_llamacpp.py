@@ -6,6 +6,8 @@ No mocks: every test loads real weights through the catalog (installed packages,
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ from pydantic import BaseModel
 from shoal import BackendError, BackendTimeout, OutputValidationError
 from shoal.graphs.spec import LlamaCppModelSpec
 from shoal.models import Generator, LabelScorer, catalog, pool
-from shoal.models.llamacpp import LlamaCppModel
+from shoal.models.llamacpp import LlamaCppModel, _gpu_layers
+from shoal.models.tokens import generated_tokens
 
 pytestmark = [pytest.mark.slow]
 
@@ -48,8 +51,10 @@ def test_implements_the_protocols(smol: LlamaCppModel, gemma: LlamaCppModel):
 
 
 async def test_text_comes_back(smol: LlamaCppModel):
+    before = generated_tokens().get(smol.name, 0)
     out = await smol.generate(ASK, max_tokens=16, timeout_s=60)
     assert out.text.strip()
+    assert generated_tokens()[smol.name] - before == out.usage.completion_tokens
     assert out.model == smol.name
     assert out.usage.prompt_tokens > 0 and 0 < out.usage.completion_tokens <= 16
     assert out.cost_usd is None and out.latency_ms > 0
@@ -147,7 +152,7 @@ def test_one_llama_per_file(tmp_path: Path):
     link.symlink_to(catalog.resolve("gemma3-270m"))
     c = LlamaCppModel(link)
     assert a._loaded is b._loaded is c._loaded
-    assert ("llamacpp", str(a.path), a.n_ctx, a.threads) in pool.loaded()
+    assert ("llamacpp", str(a.path), a.n_ctx, a.threads, a.n_gpu_layers) in pool.loaded()
     assert c.name == "llamacpp:renamed"
 
 
@@ -236,3 +241,25 @@ def test_a_corrupt_file_is_a_backend_error(tmp_path: Path):
     with pytest.raises(BackendError, match=r"x\.gguf") as info:
         LlamaCppModel(junk)
     assert not isinstance(info.value.__cause__, BackendError)  # chained to the library's error
+
+
+def test_gpu_layers_fall_back_to_the_cpu_with_a_warning_without_gpu_support(
+        log_stream: io.StringIO) -> None:
+    import llama_cpp
+
+    got = _gpu_layers(12, "llamacpp:x")
+    events = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    warned = [e for e in events if e["event"] == "gpu_unavailable"]
+    if llama_cpp.llama_supports_gpu_offload():
+        assert got == 12 and not warned
+    else:
+        assert got == 0 and warned[0]["n_gpu_layers"] == 12 and warned[0]["fallback"] == "cpu"
+    assert _gpu_layers(0, "llamacpp:x") == 0
+
+
+def test_the_spec_carries_the_quota_and_gpu_settings() -> None:
+    spec = LlamaCppModelSpec(kind="llamacpp", model="smollm2-135m-instruct", max_concurrency=2,
+                             max_queue=5, n_gpu_layers=-1)
+    assert (spec.max_concurrency, spec.max_queue, spec.n_gpu_layers) == (2, 5, -1)
+    with pytest.raises(ValueError, match="max_queue"):
+        LlamaCppModelSpec(kind="llamacpp", model="smollm2-135m-instruct", max_queue=-1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from shoal.errors import BackendError, BackendTimeout, ErrorCode
 from shoal.graphs.spec import OnnxEmbedderModelSpec
 from shoal.models import pool
 from shoal.models.base import Classifier, Embedder
+from shoal.models.batching import BatchSettings
 from shoal.models.onnx import (
     EmbeddingClassifier,
     OnnxEmbedder,
@@ -29,6 +31,7 @@ from shoal.models.onnx import (
     load_classifier,
     sidecar_path,
 )
+from shoal.models.specs import OrtSettings
 from shoal.models.train import (
     TrainingDataError,
     TrainReport,
@@ -469,3 +472,35 @@ def test_embedding_classifier_rejects_an_embedder_of_another_width(centroid: Tra
     with pytest.raises(BackendError, match="384-d") as info:
         load_classifier(centroid.model_path, embedder=_TinyEmbedder())
     assert str(centroid.model_path) in str(info.value)
+
+
+# --- per-model ONNX Runtime settings and micro-batching ------------------------------------------
+
+
+def test_an_unknown_execution_provider_is_an_error_naming_it(tfidf: TrainReport) -> None:
+    with pytest.raises(BackendError, match=r"unknown ONNX Runtime execution provider.*NoSuchEP"):
+        OnnxTextClassifier(tfidf.model_path, ort=OrtSettings(providers=("NoSuchEP",)))
+
+
+def test_a_provider_this_build_lacks_falls_back_to_the_cpu_with_a_warning(
+        tfidf: TrainReport, log_stream: io.StringIO) -> None:
+    clf = OnnxTextClassifier(tfidf.model_path, ort=OrtSettings(
+        threads=2, providers=("CUDAExecutionProvider", "CPUExecutionProvider")))
+    events = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    warned = [e for e in events if e["event"] == "gpu_unavailable"]
+    assert warned and warned[0]["providers"] == ["CUDAExecutionProvider"]
+    assert warned[0]["fallback"] == "cpu"
+    assert clf._runtime.session.get_providers() == ["CPUExecutionProvider"]
+    assert clf.predict(["refill my pills"]).shape == (1, len(clf.labels))
+
+
+async def test_concurrent_calls_batch_and_give_what_each_text_gives_alone(
+        tfidf: TrainReport) -> None:
+    clf = OnnxTextClassifier(tfidf.model_path, batch=BatchSettings(max_wait_ms=20))
+    texts = [t for texts in DATA.values() for t in texts]
+    before = clf.batcher.batches
+    together = await asyncio.gather(*(clf.classify([t]) for t in texts))
+    assert clf.batcher.batches - before < len(texts)  # some calls shared a run
+    alone = [clf.predict([t])[0] for t in texts]
+    for got, one in zip(together, alone, strict=True):
+        assert list(got[0].values()) == pytest.approx(list(one), abs=1e-6)

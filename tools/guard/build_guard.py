@@ -158,24 +158,11 @@ def fit(rows: Sequence[Row], recipe: GuardRecipe = RECIPE, *, seed: int = SEED) 
     return pipeline(recipe, seed=seed).fit([r["text"] for r in rows], [r["label"] for r in rows])
 
 
-PAD = "<pad>"
-"""What ONNX Runtime's tokenizers pad a batch's shorter texts with. skl2onnx's ``#`` is a
-character like any other to the character analyser, so in a batch a short text gained the
-``##``/``###`` n-grams of markdown headers (the agent classifies a long message and its windows
-in one batch): the public texts run as one batch changed 11 of 2,741 labels, and a quarter of
-them moved some probability by more than 0.05. No token of either analyser can equal five
-characters, so padding now adds nothing."""
-
-
 def export(fitted: Any) -> bytes:
     """The fitted pipeline as a ``tfidf-logreg`` ONNX model (labels in its metadata)."""
     features = fitted.named_steps["features"]
+    # convert_text_pipeline pads batches with a token no n-gram matches (see its PAD_TOKEN).
     model = convert_text_pipeline(fitted, [v for _, v in features.transformer_list])
-    for node in model.graph.node:
-        if node.op_type == "Tokenizer":
-            for attribute in node.attribute:
-                if attribute.name == "pad_value":
-                    attribute.s = PAD.encode()
     _add_labels(model, [str(c) for c in fitted.classes_])
     data: bytes = model.SerializeToString()
     return data

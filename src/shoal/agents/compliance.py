@@ -70,7 +70,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
 from shoal.agents.reply_templates import templates_for
 from shoal.errors import PolicyViolation
-from shoal.models.pool import run_blocking
 from shoal.policies import privacy
 from shoal.policies.audit import AuditCheck, AuditLog, audit_log
 from shoal.policies.escalation.red_flags import CRISIS_FLAGS, crisis_fired, matcher_for
@@ -481,11 +480,9 @@ class ComplianceChecker(Agent):
     async def _scan(self, text: str) -> Sequence[Found]:
         if self._scan_fn is not None:
             return await self._scan_fn(text)
-        # The pack name (not the object) keys the process's detector, so the masker's is reused;
-        # building it loads spaCy once per process, so that runs in the pool as well.
-        detector = await run_blocking(
-            privacy.detector, self.config.pack, score_threshold=self.config.score_threshold,
-            backend=privacy.BACKEND, timeout_s=None)
+        # The pack name (not the object) keys the process's detector, so the masker's is reused.
+        detector = await privacy.adetector(self.config.pack,
+                                           score_threshold=self.config.score_threshold)
         return await detector.ascan(text, timeout_s=self.config.timeout_s)
 
     # -- the checks (each a pure function of the subject) -------------------------------------

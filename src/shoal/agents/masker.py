@@ -26,7 +26,7 @@ from pydantic import Field, field_validator
 
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
 from shoal.errors import InputError, ShoalError
-from shoal.models.pool import run_blocking
+from shoal.models.batching import BatchSettings
 from shoal.policies import privacy
 
 __all__ = ["MaskerConfig", "PrivacyMasker", "confidence_for", "mask_records", "mask_text"]
@@ -42,6 +42,8 @@ class MaskerConfig(AgentConfig):
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     """Detector scores below this are not masked; default: the pack's (low: recall first)."""
     timeout_s: float | None = Field(default=None, gt=0)
+    batch: BatchSettings | None = None
+    """How concurrent messages share one spaCy ``nlp.pipe`` (default: up to 32, 2 ms)."""
 
     @field_validator("mode")
     @classmethod
@@ -68,10 +70,9 @@ class PrivacyMasker(Agent):
     config: MaskerConfig
 
     async def run(self, ctx: AgentContext) -> AgentResult:
-        # Building the detector loads spaCy (seconds, once per process): do it in the pool too.
-        detector = await run_blocking(
-            privacy.detector, self.config.pack, score_threshold=self.config.score_threshold,
-            backend=privacy.BACKEND, timeout_s=None)
+        detector = await privacy.adetector(self.config.pack,
+                                           score_threshold=self.config.score_threshold,
+                                           batch=self.config.batch)
         result = await detector.amask(ctx.text, mode=self.config.mode,  # type: ignore[arg-type]
                                       vault=ctx.scope.vault,
                                       timeout_s=self.config.timeout_s)

@@ -116,6 +116,17 @@ _ADVICE = re.compile("|".join(f"(?:{p})" for p in DEFAULT_ADVICE_PATTERNS), re.I
 """The compliance checker's advice cues: a sentence with one would need the disclaimer."""
 
 
+def personal_prompt(text: str) -> list[Message]:
+    """What the model is asked for the one sentence a template leaves to it: the instruction,
+    the worked examples, then the (masked) message."""
+    messages: list[Message] = [{"role": "system", "content": PERSONAL_SYSTEM}]
+    for question, answer in PERSONAL_EXAMPLES:
+        messages += [{"role": "user", "content": question},
+                     {"role": "assistant", "content": answer}]
+    messages.append({"role": "user", "content": text})
+    return messages
+
+
 class ResponderConfig(AgentConfig):
     system: str = SYSTEM
     label_from: str | None = None
@@ -221,12 +232,8 @@ class Responder(Agent):
 
     async def _personal(self, ctx: AgentContext, label: str) -> tuple[str | None, list[str]]:
         """The model's sentence and no failure, or None and why it was dropped (codes)."""
-        messages: list[Message] = [{"role": "system", "content": PERSONAL_SYSTEM}]
-        for question, answer in PERSONAL_EXAMPLES:
-            messages += [{"role": "user", "content": question},
-                         {"role": "assistant", "content": answer}]
-        messages.append({"role": "user", "content": ctx.text})
-        out = await self.model.generate(messages, max_tokens=self.config.personal_max_tokens,
+        out = await self.model.generate(personal_prompt(ctx.text),
+                                        max_tokens=self.config.personal_max_tokens,
                                         timeout_s=self.config.timeout_s)
         sentence = " ".join(out.text.split())
         codes: list[str] = []

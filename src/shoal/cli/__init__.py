@@ -29,6 +29,7 @@ from shoal.cli import (
     serve,
     train_router,
 )
+from shoal.observability.logging import configure_cli_logging
 
 app = typer.Typer(
     name="shoal",
@@ -37,6 +38,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _log_warnings() -> None:
+    # shoal the library prints nothing unless configured; the command shows warnings on stderr
+    # (readable on a terminal, repeats summarised). Commands with --log-level or --log-file
+    # configure their own.
+    configure_cli_logging("warning")
+
+
 # In this order in `shoal --help`.
 app.command()(run.validate)
 app.command()(run.run)

@@ -28,7 +28,7 @@ from shoal.errors import ErrorCode, ShoalError
 from shoal.graphs.report import Summary, render_summary, summarize_file
 from shoal.graphs.results import ErrorInfo, Record, RunResult
 from shoal.graphs.runtime import Graph
-from shoal.observability.logging import get_logger
+from shoal.observability.logging import flush_repeats, get_logger
 
 _log = get_logger()
 
@@ -357,6 +357,8 @@ async def run_file(
         writer.close()
         if output is not None:
             out.close()
+    # The batch's repeated warnings are summed up under its progress bar, above its report.
+    flush_repeats()
     if done is not None and output is not None:
         summary = summarize_file(output)
         render_summary(summary, console, title=f"{graph.name}: {path.name} (resumed)")

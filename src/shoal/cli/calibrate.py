@@ -12,7 +12,6 @@ import asyncio
 import json
 import math
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -34,7 +33,6 @@ from shoal.graphs.results import Record
 from shoal.graphs.runtime import Graph
 from shoal.models.base import Classifier
 from shoal.models.router import read_router_sidecar
-from shoal.observability.logging import configure_logging
 from shoal.policies.escalation import CriticalRule, EscalationPolicy, NodeRule
 from shoal.policies.escalation.calibration import (
     CPT_TARGETS,
@@ -108,7 +106,6 @@ def calibrate(
         read_labelled,
     )
 
-    configure_logging("warning", stream=sys.stderr)
     if router is RouterChoice.learned and router_model is None:
         _fail("--router learned needs --router-model ROUTER.onnx (made by `shoal train-router`)")
         raise typer.Exit(2)

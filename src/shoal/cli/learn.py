@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +33,6 @@ from shoal.learning import (
     start_shadow,
     stop_shadow,
 )
-from shoal.observability.logging import configure_logging
 from shoal.policies.escalation import (
     BASE_VERSION,
     SqliteLedger,
@@ -53,7 +51,6 @@ _AUDIT = Annotated[Path | None, typer.Option(
 
 
 def _setup(graph_path: Path, node: str) -> tuple[NodeSetup, Path]:
-    configure_logging("warning", stream=sys.stderr)
     spec, store = _spec_and_store(graph_path)
     try:
         setup = node_setup(spec, graph_path.parent, node)
@@ -144,7 +141,6 @@ def versions_command(
 ) -> None:
     """The learned versions of the graph's nodes: lineage, frozen-split numbers, which one is
     the champion and which one shadows it."""
-    configure_logging("warning", stream=sys.stderr)
     spec, store = _spec_and_store(graph_path)
     if not store.is_file():
         typer.echo(f"{store}: no store yet (every node runs {BASE_VERSION})")

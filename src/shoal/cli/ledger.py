@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +17,6 @@ from rich.console import Console
 from rich.table import Table
 
 from shoal.cli._common import _fail, _ledger, _spec_and_store
-from shoal.observability.logging import configure_logging
 from shoal.policies.escalation import SqliteLedger, training_lines
 
 ledger_app = typer.Typer(help="Escalations the planner answered: training data.",
@@ -45,7 +43,6 @@ def ledger_list(
     graph_path: Annotated[Path, typer.Argument(metavar="GRAPH", help="The graph YAML.")],
 ) -> None:
     """Answered escalations of the graph, counted by node, label and source (never the text)."""
-    configure_logging("warning", stream=sys.stderr)
     spec, ledger = _ledger(graph_path)
     if ledger is None:
         return
@@ -69,7 +66,6 @@ def ledger_export(
 ) -> None:
     """Training lines ``{"id", "text", "label", "source"}`` (masked text; a person's label over
     the planner's), one per answered escalation with a label."""
-    configure_logging("warning", stream=sys.stderr)
     spec, path = _spec_and_store(graph_path)
     if node is not None and node not in spec.nodes:
         _fail(f"{graph_path}: no node {node!r} (nodes: {', '.join(spec.nodes)})")

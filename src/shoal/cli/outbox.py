@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +13,6 @@ from rich.table import Table
 
 from shoal.cli._common import _fail, _load
 from shoal.graphs.runtime import Graph
-from shoal.observability.logging import configure_logging
 from shoal.policies.escalation import Outbox, default_outbox_path
 
 outbox_app = typer.Typer(help="Escalations waiting for the planner.", no_args_is_help=True)
@@ -39,7 +37,6 @@ def outbox_list(
 ) -> None:
     """One line per queued escalation: id, age, graph, node, record id, attempts, last error
     (never the text)."""
-    configure_logging("warning", stream=sys.stderr)
     path, graph = _outbox(db, graph_path)
     if not path.is_file():
         typer.echo(f"{path}: no outbox yet (nothing was ever queued)")
@@ -75,7 +72,6 @@ def outbox_drain(
         send_pending,
     )
 
-    configure_logging("warning", stream=sys.stderr)
     if results is not None and not results.is_file():
         _fail(f"{results}: no such file")
         raise typer.Exit(2)

@@ -10,7 +10,6 @@ beside the ledger). Both go through :mod:`shoal.policies.escalation.review`, as 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +21,6 @@ from rich.table import Table
 from shoal.agents import get_agent
 from shoal.cli._common import _fail, _ledger, _spec_and_store
 from shoal.graphs.spec import GraphSpec
-from shoal.observability.logging import configure_logging
 from shoal.policies.escalation import (
     ReviewError,
     SqliteLedger,
@@ -62,7 +60,6 @@ def review_list(
     limit: Annotated[int, typer.Option(min=1, help="At most this many, oldest first.")] = 50,
 ) -> None:
     """Entries waiting for a person: id, node, local and planner labels, masked text."""
-    configure_logging("warning", stream=sys.stderr)
     spec, ledger = _ledger(graph_path)
     if ledger is None:
         return
@@ -91,7 +88,6 @@ def review_label_command(
                             "the ledger).")] = None,
 ) -> None:
     """Confirm or correct one entry's label; it outranks the planner's. One audit record."""
-    configure_logging("warning", stream=sys.stderr)
     spec, path = _spec_and_store(graph_path)
     ledger = SqliteLedger(path)
     log_path = review_audit_path(path, audit)

@@ -15,14 +15,13 @@ from rich.console import Console
 from shoal.cli._common import _err, _fail, _load
 from shoal.errors import ShoalError, SpecError
 from shoal.graphs.runtime import DEFAULT_CONCURRENCY, Graph
-from shoal.observability.logging import configure_logging
+from shoal.observability.logging import configure_cli_logging, flush_repeats
 
 
 def validate(
     graphs: Annotated[list[Path], typer.Argument(help="Graph YAML files to check.")],
 ) -> None:
     """Check graph files; print every mistake as FILE:LINE:COL, or a one-line summary each."""
-    configure_logging("warning", stream=sys.stderr)
     failed = False
     for path in graphs:
         try:
@@ -58,11 +57,12 @@ def run(
     ] = DEFAULT_CONCURRENCY,
     log_level: Annotated[
         str | None,
-        typer.Option(help="debug|info|warning|error (default: info for --text, "
-                          "warning for --input, info with --log-file)."),
+        typer.Option(help="debug|info|warning|error (default: warning on stderr, info with "
+                          "--log-file)."),
     ] = None,
     log_file: Annotated[
-        Path | None, typer.Option(help="Write JSON log events here instead of stderr.")
+        Path | None, typer.Option(help="Write JSON log events here, every one (on stderr "
+                                       "repeated warnings are summarised).")
     ] = None,
     fail_on_error: Annotated[
         bool, typer.Option(help="Exit 1 if any record ends with status 'error'.")
@@ -102,7 +102,7 @@ def run(
                 raise typer.Exit(2) from None
     elif output is not None and output.is_file() and output.stat().st_size > 0:
         _fail(f"note: overwriting {output} (not empty); --resume would continue it instead")
-    level = log_level or ("info" if text is not None or log_file is not None else "warning")
+    level = log_level or ("info" if log_file is not None else "warning")
     if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         _fail(f"unknown log level {level!r}")
         raise typer.Exit(2)
@@ -110,7 +110,9 @@ def run(
         log_file.open("a", encoding="utf-8", buffering=1) if log_file else sys.stderr
     )
     try:
-        configure_logging(level, stream=log_stream)
+        # A log file is for programs: every event, in full. On stderr a planner outage would
+        # print a warning per retry between the progress bar's updates.
+        configure_cli_logging(level, stream=log_stream, summarise=log_file is None)
         graph = _load(graph_path)
         if text is not None:
             result = asyncio.run(graph.arun(text))
@@ -121,6 +123,7 @@ def run(
             errors = asyncio.run(run_file(graph, input_path, output, concurrency=concurrency,
                                           show_progress=progress, console=_err, done=done))
     finally:
+        flush_repeats()
         if log_file is not None:
             log_stream.close()
     if fail_on_error and errors:

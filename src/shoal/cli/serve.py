@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ import typer
 
 from shoal.cli._common import _fail, _load
 from shoal.graphs.runtime import DEFAULT_CONCURRENCY
-from shoal.observability.logging import configure_logging, get_logger
+from shoal.observability.logging import configure_cli_logging, flush_repeats, get_logger
 
 
 def _loopback(host: str) -> bool:
@@ -46,7 +45,7 @@ def serve(
     /v1/chat/completions, /v1/review (a person's labels for the escalation ledger), /metrics,
     /healthz, /readyz. Every route but the health checks needs 'Authorization: Bearer KEY' (the
     review routes a key with the 'review' scope). Logs one JSON event per request (never a body)
-    on stderr."""
+    on stderr (a readable line on a terminal)."""
     from shoal.service.keys import (  # startup: shoal.service pulls in FastAPI
         KeysFileError,
         KeyStore,
@@ -56,7 +55,7 @@ def serve(
     if log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         _fail(f"unknown log level {log_level!r}")
         raise typer.Exit(2)
-    configure_logging(log_level, stream=sys.stderr)
+    configure_cli_logging(log_level)
     store: KeyStore | None = None
     if no_auth:
         if not _loopback(host):
@@ -100,6 +99,7 @@ def serve(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        flush_repeats()
     if not server.started:
         raise typer.Exit(1)
     log.info("serve_stopped", graph=graph.name)

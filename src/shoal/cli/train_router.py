@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +21,6 @@ from shoal.graphs.loader import load_spec
 from shoal.graphs.node_inputs import node_inputs
 from shoal.models.specs import OnnxClassifierModelSpec, resolve_path
 from shoal.models.train_router import DEFAULT_FOLDS, DEFAULT_K, train_router
-from shoal.observability.logging import configure_logging
 
 
 def _groups(data: Path, key: str | None, ids: list[str]) -> list[str]:
@@ -72,7 +70,6 @@ def train_router_command(
         read_labelled,
     )
 
-    configure_logging("warning", stream=sys.stderr)
     if not data.is_file():
         _fail(f"{data}: no such file")
         raise typer.Exit(2)

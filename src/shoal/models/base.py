@@ -126,6 +126,16 @@ class Signals:
     embeddings: NDArray[np.float32] | None = None
     """(n, d) L2-normalised sentence embeddings the classifier computed anyway, or None."""
 
+    @staticmethod
+    def stack(rows: Sequence[Signals]) -> Signals:
+        """Row-wise signals (e.g. each caller's share of a micro-batch) as one."""
+        first = rows[0]
+        return Signals(np.vstack([r.probabilities for r in rows]),
+                       {k: np.vstack([r.members[k] for r in rows]) for k in first.members},
+                       None if first.embeddings is None
+                       else np.vstack([r.embeddings for r in rows
+                                       if r.embeddings is not None]))
+
     def row(self, i: int) -> Signals:
         """Row ``i`` as a one-row :class:`Signals`."""
         return Signals(self.probabilities[i:i + 1],

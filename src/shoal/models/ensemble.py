@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from shoal.errors import BackendError
 from shoal.models import pool
 from shoal.models.base import Embedder, Signals
+from shoal.models.batching import BatchSettings, MicroBatcher
 from shoal.models.onnx import (
     KIND_ENSEMBLE,
     _as_dicts,
@@ -57,6 +58,7 @@ from shoal.models.onnx import (
     embedding_probe,
     register_classifier_kind,
 )
+from shoal.models.specs import DEFAULT_ORT, OrtSettings
 
 __all__ = [
     "EMBEDDING_INPUT",
@@ -88,8 +90,8 @@ class _EnsembleRuntime:
     """
 
     def __init__(self, data: bytes, labels: Sequence[str], members: Sequence[str], dim: int,
-                 path: Path, backend: str) -> None:
-        self.session = _session(data, path=path, backend=backend)
+                 path: Path, backend: str, settings: OrtSettings = DEFAULT_ORT) -> None:
+        self.session = _session(data, path=path, backend=backend, settings=settings)
         inputs = {i.name: i for i in self.session.get_inputs()}
         text, embedding = inputs.get(TEXT_INPUT), inputs.get(EMBEDDING_INPUT)
         if (len(inputs) != 2 or text is None or text.type != "tensor(string)"
@@ -133,20 +135,34 @@ class EnsembleClassifier:
     """
 
     def __init__(
-        self, path: str | Path, *, embedder: Embedder | None = None, name: str | None = None
+        self, path: str | Path, *, embedder: Embedder | None = None, name: str | None = None,
+        batch: BatchSettings | None = None, ort: OrtSettings = DEFAULT_ORT,
     ) -> None:
         self.path = Path(path)
         self.name = name or self.path.name
         data, self.sidecar = _read_checked(self.path, KIND_ENSEMBLE, self.name)
-        self.embedder = checked_embedder(self.sidecar, self.path, self.name, embedder)
+        self.embedder = checked_embedder(self.sidecar, self.path, self.name, embedder, batch, ort)
         assert self.sidecar.members is not None  # the sidecar's validator requires them
         self._members = tuple(self.sidecar.members)
         self._labels = tuple(self.sidecar.labels)
-        key = ("onnx-classifier", str(self.path.resolve()), self.sidecar.model_sha256)
+        key = ("onnx-classifier", str(self.path.resolve()), self.sidecar.model_sha256, ort)
         labels, members, dim = self._labels, self._members, self.embedder.dim
         path, backend = self.path, self.name
         self._runtime = pool.shared(
-            key, lambda: _EnsembleRuntime(data, labels, members, dim, path, backend))
+            key, lambda: _EnsembleRuntime(data, labels, members, dim, path, backend, ort))
+        settings = batch or BatchSettings()
+        self.batcher: MicroBatcher[tuple[str, NDArray[np.float32]], Signals] = pool.shared(
+            ("batcher", *key, settings),
+            lambda: MicroBatcher(self._rows, backend=backend, settings=settings))
+
+    def _rows(self, rows: list[tuple[str, NDArray[np.float32]]]) -> list[Signals]:
+        signals = self.predict([text for text, _ in rows], np.stack([v for _, v in rows]))
+        return [signals.row(i) for i in range(len(rows))]
+
+    async def _step(self, texts: list[str], vectors: list[NDArray[np.float32]], *,
+                    timeout_s: float | None) -> list[Signals]:
+        return await self.batcher.submit(list(zip(texts, vectors, strict=True)),
+                                         timeout_s=timeout_s)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -187,9 +203,9 @@ class EnsembleClassifier:
         batch = _texts(texts)
         if not batch:
             return self._empty()
-        _, signals = await embed_then(self.embedder, batch, functools.partial(self.predict, batch),
-                                      backend=self.name, timeout_s=timeout_s)
-        return signals
+        _, rows = await embed_then(self.embedder, batch, functools.partial(self._step, batch),
+                                   backend=self.name, timeout_s=timeout_s)
+        return Signals.stack(rows)
 
     async def classify(
         self, texts: Sequence[str], *, timeout_s: float | None = None
@@ -199,5 +215,5 @@ class EnsembleClassifier:
 
 
 register_classifier_kind(
-    KIND_ENSEMBLE, lambda path, embedder, name: EnsembleClassifier(path, embedder=embedder,
-                                                                   name=name))
+    KIND_ENSEMBLE, lambda path, embedder, name, batch, ort: EnsembleClassifier(
+        path, embedder=embedder, name=name, batch=batch, ort=ort))

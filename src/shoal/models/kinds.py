@@ -37,6 +37,7 @@ from shoal.models.specs import (
     OnnxClassifierModelSpec,
     OnnxEmbedderModelSpec,
     OpenAIModelSpec,
+    OrtSettings,
     PluginModelSpec,
     resolve_path,
 )
@@ -121,7 +122,8 @@ def _build_onnx_classifier(spec: OnnxClassifierModelSpec, base_dir: Path | None)
     # Any classifier kind the sidecar names: tfidf-logreg, embedding-centroid, or
     # text-embedding-ensemble (registered by the import of shoal.models.ensemble above, which
     # `import shoal.models` always runs).
-    return load_classifier(resolve_path(spec.path, base_dir))
+    return load_classifier(resolve_path(spec.path, base_dir), batch=spec.batch,
+                           ort=OrtSettings(threads=spec.threads, providers=tuple(spec.providers)))
 
 
 def _build_openai(spec: OpenAIModelSpec, base_dir: Path | None) -> Backend:

@@ -46,7 +46,9 @@ from shoal.models.base import (
     json_schema_of,
     validate_json,
 )
+from shoal.models.queue import ModelQueue, QueueSettings
 from shoal.models.specs import LlamaCppModelSpec, resolve_path
+from shoal.models.tokens import count_generated
 from shoal.observability.logging import get_logger
 
 if TYPE_CHECKING:
@@ -116,7 +118,21 @@ def _llama_class() -> type[Any]:
     return StoppableLlama
 
 
-def _load(path: Path, n_ctx: int, threads: int, backend: str) -> _Loaded:
+def _gpu_layers(requested: int, backend: str) -> int:
+    """``requested`` if this llama.cpp build can offload to a GPU, else 0 with a warning event
+    (the model then runs on the CPU, as it would have without the setting)."""
+    if requested == 0:
+        return 0
+    import llama_cpp
+
+    if llama_cpp.llama_supports_gpu_offload():
+        return requested
+    _log.warning("gpu_unavailable", backend=backend, n_gpu_layers=requested,
+                 fallback="cpu", reason="this llama-cpp-python build has no GPU offload")
+    return 0
+
+
+def _load(path: Path, n_ctx: int, threads: int, backend: str, n_gpu_layers: int = 0) -> _Loaded:
     started = time.perf_counter()
     with pool.map_errors(backend):
         cls = _llama_class()
@@ -124,7 +140,8 @@ def _load(path: Path, n_ctx: int, threads: int, backend: str) -> _Loaded:
             # swa_full (llama.cpp's default today, pinned here): a sliding-window cache trimmed to
             # the window cannot be rewound, and score_labels and the prompt cache both rewind.
             llm = cls(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
-                      n_threads_batch=threads, swa_full=True, verbose=False)
+                      n_threads_batch=threads, n_gpu_layers=n_gpu_layers, swa_full=True,
+                      verbose=False)
         except ValueError as exc:
             # llama-cpp-python reports every load failure (bad magic, truncated file, unknown
             # architecture) as ValueError("Failed to load model from file: ...").
@@ -212,6 +229,8 @@ class LlamaCppModel:
         n_ctx: int = 2048,
         threads: int | None = None,
         chat_format: str | None = None,
+        queue: QueueSettings | None = None,
+        n_gpu_layers: int = 0,
     ) -> None:
         if path is not None and model is None:
             resolved = Path(path).expanduser()
@@ -227,10 +246,15 @@ class LlamaCppModel:
         self.path = resolved.resolve()
         self.n_ctx = n_ctx
         self.threads = threads or default_threads()
+        self.n_gpu_layers = _gpu_layers(n_gpu_layers, self.name)
         self._loaded: _Loaded = pool.shared(
-            ("llamacpp", str(self.path), n_ctx, self.threads),
-            lambda: _load(self.path, n_ctx, self.threads, self.name),
+            ("llamacpp", str(self.path), n_ctx, self.threads, self.n_gpu_layers),
+            lambda: _load(self.path, n_ctx, self.threads, self.name, self.n_gpu_layers),
         )
+        settings = queue or QueueSettings()
+        self.queue: ModelQueue = pool.shared(
+            ("llamacpp-queue", str(self.path), n_ctx, self.threads, self.n_gpu_layers, settings),
+            lambda: ModelQueue(self.name, settings))
         if chat_format is not None and not _is_known_format(self._loaded.llm, chat_format):
             raise BackendError(f"unknown chat_format {chat_format!r}", backend=self.name)
         self.chat_format: str | None = chat_format or self._loaded.file_format or catalog_format
@@ -244,7 +268,10 @@ class LlamaCppModel:
         if spec.path is not None:
             path = resolve_path(spec.path, base_dir)
         return cls(path, model=spec.model, n_ctx=spec.n_ctx, threads=spec.threads,
-                   chat_format=spec.chat_format)
+                   chat_format=spec.chat_format,
+                   queue=QueueSettings(max_concurrency=spec.max_concurrency,
+                                       max_queue=spec.max_queue),
+                   n_gpu_layers=spec.n_gpu_layers)
 
     @property
     def load_ms(self) -> float:
@@ -351,10 +378,11 @@ class LlamaCppModel:
 
     async def _call(self, fn: Callable[..., Any], *args: Any, timeout_s: float | None,
                     **kwargs: Any) -> Any:
-        """Run ``fn(*args, stop, **kwargs)`` in the pool with a fresh stop event for this call."""
+        """Run ``fn(*args, stop, **kwargs)`` in the pool with a fresh stop event for this call,
+        once the model's queue lets it through (no pool thread is held while it waits)."""
         stop = threading.Event()
-        return await pool.run_blocking(fn, *args, stop, backend=self.name, timeout_s=timeout_s,
-                                       on_timeout=stop.set, **kwargs)
+        return await self.queue.run(fn, *args, stop, timeout_s=timeout_s, on_timeout=stop.set,
+                                    **kwargs)
 
     def _chat(self, messages: Sequence[Message], stop: threading.Event, *, max_tokens: int,
               temperature: float, response_format: dict[str, Any] | None) -> dict[str, Any]:
@@ -396,9 +424,10 @@ class LlamaCppModel:
             choice = completion["choices"][0]
             text = choice["message"].get("content") or ""
             usage = completion.get("usage") or {}
+            made = int(usage.get("completion_tokens", 0))
+            count_generated(self.name, made)
             return text, choice.get("finish_reason"), Usage(
-                prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                completion_tokens=int(usage.get("completion_tokens", 0)))
+                prompt_tokens=int(usage.get("prompt_tokens", 0)), completion_tokens=made)
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise BackendError("unexpected completion shape from llama-cpp-python",
                                backend=self.name) from exc

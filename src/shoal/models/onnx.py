@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -47,7 +47,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shoal.errors import BackendError, BackendTimeout, ShoalError
 from shoal.models import catalog, pool
 from shoal.models.base import Signals
-from shoal.models.specs import OnnxEmbedderModelSpec, resolve_path
+from shoal.models.batching import BatchSettings, MicroBatcher
+from shoal.models.specs import DEFAULT_ORT, OnnxEmbedderModelSpec, OrtSettings, resolve_path
+from shoal.observability.logging import get_logger
 
 if TYPE_CHECKING:
     from shoal.models.base import Classifier, Embedder
@@ -99,9 +101,14 @@ _CHUNK = 4
 # 345 / 200 ms; the same runs spread over the two pool threads 200 / 107 ms. Large int8 batches
 # are slower per text on this CPU, so a call is cut into small length-sorted chunks.
 
-_PROVIDERS = ["CPUExecutionProvider"]
+EMBEDDER_BATCH = BatchSettings(max_size=_CHUNK, max_inflight=2)
+"""An embedder's default micro-batches: concurrent callers' texts joined into runs of
+``_CHUNK``, two runs at a time (larger int8 runs are slower per text on this CPU)."""
+
 
 T = TypeVar("T")
+
+_log = get_logger()
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -133,7 +140,27 @@ def _ort() -> Any:
     return onnxruntime
 
 
-def _session(model: bytes, *, path: Path, backend: str) -> Any:
+def _providers(settings: OrtSettings, backend: str) -> list[str]:
+    """The execution providers to ask for: the configured ones this ONNX Runtime has, then CPU.
+    A name ONNX Runtime does not know is an error; one it knows but was not built with (CUDA on
+    a CPU wheel) is skipped with a ``gpu_unavailable`` warning event, so the model runs on the
+    CPU as it would have without the setting."""
+    ort = _ort()
+    known, available = set(ort.get_all_providers()), set(ort.get_available_providers())
+    unknown = [p for p in settings.providers if p not in known]
+    if unknown:
+        raise BackendError(f"unknown ONNX Runtime execution provider(s) {unknown}; known: "
+                           f"{sorted(known)}", backend=backend)
+    chosen = [p for p in settings.providers if p in available]
+    missing = [p for p in settings.providers if p not in available]
+    if missing:
+        _log.warning("gpu_unavailable", backend=backend, providers=missing, fallback="cpu",
+                     reason="this onnxruntime build lacks them")
+    return [*chosen, *(["CPUExecutionProvider"] if "CPUExecutionProvider" not in chosen else [])]
+
+
+def _session(model: bytes, *, path: Path, backend: str,
+             settings: OrtSettings = DEFAULT_ORT) -> Any:
     """An ORT session with one intra-op thread.
 
     One session per model file, shared by every caller, not a pool of sessions: ``run`` is
@@ -148,12 +175,13 @@ def _session(model: bytes, *, path: Path, backend: str) -> Any:
     """
     ort = _ort()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = settings.threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # ORT's warnings go to stderr, outside shoal's logging
+    providers = _providers(settings, backend)
     try:
-        return ort.InferenceSession(model, options, providers=_PROVIDERS)
+        return ort.InferenceSession(model, options, providers=providers)
     except Exception as exc:  # ORT's exception classes derive from Exception only
         raise BackendError(f"{path}: not a loadable ONNX model ({type(exc).__name__})",
                            backend=backend) from exc
@@ -360,8 +388,9 @@ class _TfidfRuntime:
     through the same checks and code as a deployed file; hence labels, not a sidecar.
     """
 
-    def __init__(self, data: bytes, labels: Sequence[str], path: Path, backend: str) -> None:
-        self.session = _session(data, path=path, backend=backend)
+    def __init__(self, data: bytes, labels: Sequence[str], path: Path, backend: str,
+                 settings: OrtSettings = DEFAULT_ORT) -> None:
+        self.session = _session(data, path=path, backend=backend, settings=settings)
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].type != "tensor(string)":
             raise BackendError(f"{path}: expected one string input", backend=backend)
@@ -397,14 +426,20 @@ class OnnxTextClassifier:
     the whole batch at once. Loading checks the sidecar (see the module doc).
     """
 
-    def __init__(self, path: str | Path, *, name: str | None = None) -> None:
+    def __init__(self, path: str | Path, *, name: str | None = None,
+                 batch: BatchSettings | None = None, ort: OrtSettings = DEFAULT_ORT) -> None:
         self.path = Path(path)
         self.name = name or self.path.name
         data, self.sidecar = _read_checked(self.path, KIND_TFIDF, self.name)
-        key = ("onnx-classifier", str(self.path.resolve()), self.sidecar.model_sha256)
+        key = ("onnx-classifier", str(self.path.resolve()), self.sidecar.model_sha256, ort)
         labels, path, backend = self.sidecar.labels, self.path, self.name
-        self._runtime = pool.shared(key, lambda: _TfidfRuntime(data, labels, path, backend))
+        self._runtime = pool.shared(key, lambda: _TfidfRuntime(data, labels, path, backend, ort))
         self._labels = tuple(self.sidecar.labels)
+        self.batcher: MicroBatcher[str, NDArray[np.float64]] = _batcher(
+            key, self._rows, backend, batch)
+
+    def _rows(self, texts: list[str]) -> list[NDArray[np.float64]]:
+        return list(self.predict(texts))
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -431,8 +466,7 @@ class OnnxTextClassifier:
         batch = _texts(texts)
         if not batch:
             return Signals(np.zeros((0, len(self._labels))))
-        return await pool.run_blocking(self.signals_sync, batch, backend=self.name,
-                                       timeout_s=timeout_s)
+        return Signals(np.vstack(await self.batcher.submit(batch, timeout_s=timeout_s)))
 
     async def classify(
         self, texts: Sequence[str], *, timeout_s: float | None = None
@@ -441,16 +475,26 @@ class OnnxTextClassifier:
         return _as_dicts(signals.probabilities, self._labels)
 
 
+def _batcher(key: tuple[Any, ...], run: Callable[[list[T]], Sequence[Any]], backend: str,
+             settings: BatchSettings | None) -> MicroBatcher[T, Any]:
+    """The process's one batcher for a loaded model and batch settings: two graphs (or two
+    nodes) on one model file share its batches."""
+    chosen = settings or BatchSettings()
+    return pool.shared(("batcher", *key, chosen),
+                       lambda: MicroBatcher(run, backend=backend, settings=chosen))
+
+
 # --- embedder -------------------------------------------------------------------------------------
 
 
 class _EmbedderRuntime:
     """One embedder file's session and tokenizer (shared by every OnnxEmbedder on that file)."""
 
-    def __init__(self, model: Path, tokenizer: Path, max_tokens: int, backend: str) -> None:
+    def __init__(self, model: Path, tokenizer: Path, max_tokens: int, backend: str,
+                 settings: OrtSettings = DEFAULT_ORT) -> None:
         data = _read_model(model, backend)
         self.sha256 = hashlib.sha256(data).hexdigest()
-        self.session = _session(data, path=model, backend=backend)
+        self.session = _session(data, path=model, backend=backend, settings=settings)
         del data
         self.inputs = {i.name for i in self.session.get_inputs()}
         unknown = self.inputs - {"input_ids", "attention_mask", "token_type_ids"}
@@ -537,6 +581,8 @@ class OnnxEmbedder:
         tokenizer: str | Path | None = None,
         name: str | None = None,
         max_tokens: int = MAX_TOKENS,
+        batch: BatchSettings | None = None,
+        ort: OrtSettings = DEFAULT_ORT,
     ) -> None:
         if path is not None and model is not None:
             raise ValueError("give path (an ONNX file) or model (a catalog name), not both")
@@ -550,18 +596,22 @@ class OnnxEmbedder:
             self.source = str(self.model_path.resolve())
         self.name = name or model or self.model_path.name
         tok = Path(tokenizer) if tokenizer is not None else _default_tokenizer(self.model_path)
-        key = ("onnx-embedder", str(self.model_path.resolve()), str(tok.resolve()), max_tokens)
+        key = ("onnx-embedder", str(self.model_path.resolve()), str(tok.resolve()), max_tokens,
+               ort)
         model_path, backend = self.model_path, self.name
         self._runtime: _EmbedderRuntime = pool.shared(
-            key, lambda: _EmbedderRuntime(model_path, tok, max_tokens, backend))
+            key, lambda: _EmbedderRuntime(model_path, tok, max_tokens, backend, ort))
+        self.batcher: MicroBatcher[str, NDArray[np.float32]] = _batcher(
+            key, self._rows, backend, batch or EMBEDDER_BATCH)
 
     @classmethod
     def from_spec(cls, spec: OnnxEmbedderModelSpec, base_dir: Path | None = None) -> OnnxEmbedder:
         """From a graph's ``kind: onnx-embedder`` entry; a path is relative to the YAML file."""
+        ort = OrtSettings(threads=spec.threads, providers=tuple(spec.providers))
         if spec.model is not None:
-            return cls(model=spec.model)
+            return cls(model=spec.model, batch=spec.batch, ort=ort)
         assert spec.path is not None  # the spec's validator requires path or model
-        return cls(resolve_path(spec.path, base_dir))
+        return cls(resolve_path(spec.path, base_dir), batch=spec.batch, ort=ort)
 
     @property
     def dim(self) -> int:
@@ -594,12 +644,23 @@ class OnnxEmbedder:
             out[chunk] = part
         return out
 
+    def _rows(self, texts: list[str]) -> list[NDArray[np.float32]]:
+        # A micro-batch: run in one pool thread, in length-sorted chunks (see _CHUNK).
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for chunk in self._chunks(texts):
+            out[chunk] = self._embed_chunk([texts[i] for i in chunk])
+        return list(out)
+
     async def embed(
         self, texts: Sequence[str], *, timeout_s: float | None = None
     ) -> list[list[float]]:
         batch = _texts(texts)
         if not batch:
             return []
+        if len(batch) <= self.batcher.settings.max_size:
+            # Few texts (a graph run's one message): joined with other callers' in one run.
+            rows = await self.batcher.submit(batch, timeout_s=timeout_s)
+            return [row.tolist() for row in rows]
         chunks = self._chunks(batch)
         # Every chunk starts waiting at once, so timeout_s bounds the whole call.
         tasks = [
@@ -631,8 +692,8 @@ class _CentroidRuntime:
     models of :mod:`shoal.models.refit`, hence labels and width rather than a sidecar)."""
 
     def __init__(self, data: bytes, labels: Sequence[str], dim: int, path: Path,
-                 backend: str) -> None:
-        self.session = _session(data, path=path, backend=backend)
+                 backend: str, settings: OrtSettings = DEFAULT_ORT) -> None:
+        self.session = _session(data, path=path, backend=backend, settings=settings)
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or inputs[0].type != "tensor(float)" or inputs[0].shape[-1] != dim:
             raise BackendError(f"{path}: expected one float input of width {dim}",
@@ -654,25 +715,29 @@ def embedding_probe(n: int, dim: int) -> NDArray[np.float32]:
     return np.full((n, dim), dim ** -0.5, dtype=np.float32)
 
 
-def _embedder_for(sidecar: Sidecar, path: Path, backend: str) -> Embedder:
+def _embedder_for(sidecar: Sidecar, path: Path, backend: str,
+                  batch: BatchSettings | None, ort: OrtSettings) -> Embedder:
+    # A classifier with batching turned off turns it off for the embedder it loads too.
+    off = batch if batch is not None and batch.max_size <= 1 else None
     source = sidecar.embedder or ""
     if source in catalog.CATALOG:
-        return OnnxEmbedder(model=source)
+        return OnnxEmbedder(model=source, batch=off, ort=ort)
     candidate = Path(source).expanduser()
     if not candidate.is_absolute():
         candidate = path.parent / candidate
     if candidate.suffix == ".onnx":
-        return OnnxEmbedder(candidate)
+        return OnnxEmbedder(candidate, batch=off, ort=ort)
     raise BackendError(f"{path}: built with embedder {source!r}, which shoal cannot load by "
                        f"itself; pass embedder= to load_classifier()", backend=backend)
 
 
 def checked_embedder(
-    sidecar: Sidecar, path: Path, backend: str, embedder: Embedder | None = None
+    sidecar: Sidecar, path: Path, backend: str, embedder: Embedder | None = None,
+    batch: BatchSettings | None = None, ort: OrtSettings = DEFAULT_ORT,
 ) -> Embedder:
     """``embedder``, or the one the sidecar names, after checking it is the one the model was
     built with: its width, and for an :class:`OnnxEmbedder` its file's sha256."""
-    embedder = embedder or _embedder_for(sidecar, path, backend)
+    embedder = embedder or _embedder_for(sidecar, path, backend, batch, ort)
     if embedder.dim != sidecar.embedder_dim:
         raise BackendError(f"{path}: built with {sidecar.embedder_dim}-d embeddings, the "
                            f"embedder gives {embedder.dim}-d", backend=backend)
@@ -707,11 +772,13 @@ def embed_blocking(embedder: Embedder, texts: Sequence[str]) -> NDArray[np.float
 
 
 async def embed_then(
-    embedder: Embedder, texts: list[str], step: Callable[[NDArray[np.float32]], T], *,
+    embedder: Embedder, texts: list[str],
+    step: Callable[..., Awaitable[list[T]]], *,
     backend: str, timeout_s: float | None,
-) -> tuple[NDArray[np.float32], T]:
-    """Embed ``texts``, then run the blocking ``step`` on the vectors in the model pool, the two
-    together within ``timeout_s`` (a BackendTimeout names ``backend`` and the whole budget)."""
+) -> tuple[NDArray[np.float32], list[T]]:
+    """Embed ``texts``, then give the vectors (one array per text) to ``step``, a batcher's
+    ``submit``, the two together within ``timeout_s`` (a BackendTimeout names ``backend`` and
+    the whole budget)."""
     loop = asyncio.get_running_loop()
     deadline = None if timeout_s is None else loop.time() + timeout_s
     try:
@@ -719,7 +786,7 @@ async def embed_then(
         remaining = None if deadline is None else deadline - loop.time()
         if remaining is not None and remaining <= 0:
             raise BackendTimeout(backend=backend, timeout_s=timeout_s or 0.0)
-        result = await pool.run_blocking(step, vectors, backend=backend, timeout_s=remaining)
+        result = await step(list(vectors), timeout_s=remaining)
     except BackendTimeout:
         # Whichever part ran out, the caller asked this classifier for timeout_s in all.
         raise BackendTimeout(backend=backend, timeout_s=timeout_s or 0.0) from None
@@ -736,17 +803,20 @@ class EmbeddingClassifier:
     """
 
     def __init__(
-        self, path: str | Path, *, embedder: Embedder | None = None, name: str | None = None
+        self, path: str | Path, *, embedder: Embedder | None = None, name: str | None = None,
+        batch: BatchSettings | None = None, ort: OrtSettings = DEFAULT_ORT,
     ) -> None:
         self.path = Path(path)
         self.name = name or self.path.name
         data, self.sidecar = _read_checked(self.path, KIND_CENTROID, self.name)
-        self.embedder = checked_embedder(self.sidecar, self.path, self.name, embedder)
-        key = ("onnx-classifier", str(self.path.resolve()), self.sidecar.model_sha256)
+        self.embedder = checked_embedder(self.sidecar, self.path, self.name, embedder, batch, ort)
+        key = ("onnx-classifier", str(self.path.resolve()), self.sidecar.model_sha256, ort)
         labels, dim, path, backend = self.sidecar.labels, self.embedder.dim, self.path, self.name
         self._runtime = pool.shared(
-            key, lambda: _CentroidRuntime(data, labels, dim, path, backend))
+            key, lambda: _CentroidRuntime(data, labels, dim, path, backend, ort))
         self._labels = tuple(self.sidecar.labels)
+        self.batcher: MicroBatcher[NDArray[np.float32], NDArray[np.float64]] = _batcher(
+            key, lambda vectors: list(self.predict_vectors(np.stack(vectors))), backend, batch)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -778,9 +848,9 @@ class EmbeddingClassifier:
         if not batch:
             return Signals(np.zeros((0, len(self._labels))),
                            embeddings=np.zeros((0, self.embedder.dim), dtype=np.float32))
-        vectors, probs = await embed_then(self.embedder, batch, self.predict_vectors,
-                                          backend=self.name, timeout_s=timeout_s)
-        return Signals(probs, embeddings=vectors)
+        vectors, rows = await embed_then(self.embedder, batch, self.batcher.submit,
+                                         backend=self.name, timeout_s=timeout_s)
+        return Signals(np.vstack(rows), embeddings=vectors)
 
     async def classify(
         self, texts: Sequence[str], *, timeout_s: float | None = None
@@ -792,8 +862,9 @@ class EmbeddingClassifier:
 # --- loading --------------------------------------------------------------------------------------
 
 
-ClassifierLoader = Callable[[Path, "Embedder | None", str | None], "Classifier"]
-"""Opens one classifier kind: ``(path, embedder, name) -> Classifier``."""
+ClassifierLoader = Callable[[Path, "Embedder | None", str | None, BatchSettings | None,
+                             OrtSettings], "Classifier"]
+"""Opens one classifier kind: ``(path, embedder, name, batch, ort) -> Classifier``."""
 
 _LOADERS: dict[str, ClassifierLoader] = {}
 
@@ -810,7 +881,8 @@ def register_classifier_kind(kind: ClassifierKind, loader: ClassifierLoader) -> 
 
 
 def load_classifier(
-    path: str | Path, *, embedder: Embedder | None = None, name: str | None = None
+    path: str | Path, *, embedder: Embedder | None = None, name: str | None = None,
+    batch: BatchSettings | None = None, ort: OrtSettings = DEFAULT_ORT,
 ) -> Classifier:
     """Open ``MODEL.onnx`` with its sidecar ``MODEL.onnx.json``, whichever kind it is.
 
@@ -824,11 +896,12 @@ def load_classifier(
         raise BackendError(f"model file not found: {model}", backend=backend)
     kind = read_sidecar(model, backend=backend).kind
     builders: dict[str, ClassifierLoader] = {
-        KIND_TFIDF: lambda p, _embedder, n: OnnxTextClassifier(p, name=n),
-        KIND_CENTROID: lambda p, e, n: EmbeddingClassifier(p, embedder=e, name=n),
+        KIND_TFIDF: lambda p, _embedder, n, b, o: OnnxTextClassifier(p, name=n, batch=b, ort=o),
+        KIND_CENTROID: lambda p, e, n, b, o: EmbeddingClassifier(p, embedder=e, name=n, batch=b,
+                                                                 ort=o),
         **_LOADERS,
     }
     if kind not in builders:
         raise BackendError(f"{model}: this shoal cannot open {kind!r} classifiers (import "
                            f"shoal.models to register every built-in kind)", backend=backend)
-    return builders[kind](model, embedder, name)
+    return builders[kind](model, embedder, name, batch, ort)

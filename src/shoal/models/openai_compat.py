@@ -59,6 +59,7 @@ from shoal.models.base import (
     validate_json,
 )
 from shoal.models.specs import OpenAIModelSpec, Price
+from shoal.models.tokens import count_generated
 from shoal.observability.logging import get_logger
 
 JsonMode = Literal["auto", "json_schema", "json_object"]
@@ -335,7 +336,9 @@ class OpenAICompatModel:
             raise BackendError(f"response from {self._where} has no message content",
                                backend=self.name)
         finish = choice.get("finish_reason")
-        return content, _usage(body.get("usage")), finish if isinstance(finish, str) else None
+        usage = _usage(body.get("usage"))
+        count_generated(self.name, usage.completion_tokens)
+        return content, usage, finish if isinstance(finish, str) else None
 
     def _served_model(self, body: Mapping[str, Any]) -> str:
         served = body.get("model")

@@ -93,6 +93,12 @@ def shared(key: Hashable, factory: Callable[[], T]) -> T:
         return instance
 
 
+def peek(key: Hashable) -> Any | None:
+    """The instance for ``key`` if it is loaded already, else None (never loads)."""
+    with _registry_lock:
+        return _instances.get(key)
+
+
 def loaded() -> list[Hashable]:
     """Keys of the models loaded in this process (for readiness checks and tests)."""
     with _registry_lock:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shoal.models.batching import BatchSettings
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
@@ -67,6 +69,13 @@ class LlamaCppModelSpec(_Strict):
     n_ctx: int = Field(default=2048, ge=128)
     threads: int | None = Field(default=None, ge=1)
     chat_format: str | None = None
+    max_concurrency: int = Field(default=1, ge=1, le=64)
+    """Calls handed to llama.cpp at once; the rest wait in an async queue, holding no thread."""
+    max_queue: int = Field(default=64, ge=0, le=100_000)
+    """Callers that may wait; past this ``shoal serve`` answers 429 (batches wait for room)."""
+    n_gpu_layers: int = Field(default=0, ge=-1)
+    """Layers offloaded to a GPU (-1: all). Without GPU support in the installed llama.cpp the
+    model runs on the CPU and a ``gpu_unavailable`` warning event says so."""
 
     @model_validator(mode="after")
     def _one_source(self) -> LlamaCppModelSpec:
@@ -75,11 +84,33 @@ class LlamaCppModelSpec(_Strict):
         return self
 
 
+class OrtSettings(_Strict):
+    """ONNX Runtime's settings for one model's session."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threads: int = Field(default=1, ge=1, le=256)
+    """Intra-op threads. One: shoal's load is concurrent records, and the model pool's threads
+    (one per core) already supply the parallelism (measured: see ``shoal.models.onnx``)."""
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    """Execution providers in order of preference; the CPU is always the last resort."""
+
+
+DEFAULT_ORT = OrtSettings()
+
+
 class OnnxClassifierModelSpec(_Strict):
     """A text classifier exported to ONNX, with its sidecar JSON of labels next to it."""
 
     kind: Literal["onnx-classifier"]
     path: str
+    batch: BatchSettings | None = None
+    """How concurrent calls are combined into one ONNX run (default: up to 32 rows, 2 ms)."""
+    threads: int = Field(default=1, ge=1, le=256)
+    """ONNX Runtime intra-op threads for this model's session."""
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"], min_length=1)
+    """ONNX Runtime execution providers, e.g. ``[CUDAExecutionProvider]``; one this
+    onnxruntime lacks falls back to the CPU with a ``gpu_unavailable`` warning event."""
 
 
 class OnnxEmbedderModelSpec(_Strict):
@@ -88,6 +119,12 @@ class OnnxEmbedderModelSpec(_Strict):
     kind: Literal["onnx-embedder"]
     path: str | None = None
     model: str | None = None
+    batch: BatchSettings | None = None
+    """How concurrent calls are combined (default: runs of 4 texts, two at a time)."""
+    threads: int = Field(default=1, ge=1, le=256)
+    """ONNX Runtime intra-op threads for this model's session."""
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"], min_length=1)
+    """ONNX Runtime execution providers (see ``onnx-classifier``)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> OnnxEmbedderModelSpec:

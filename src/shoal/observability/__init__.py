@@ -1,5 +1,6 @@
-"""Structured events: structlog configuration and the PHI filter. Every event is JSON and free of
-raw input. (Summaries of run results are :mod:`shoal.graphs.report`.)"""
+"""Structured events: where they go (nowhere until the application configures logging), the PHI
+filter, and the CLI's summary of repeated warnings. Every event is free of raw input. (Summaries
+of run results are :mod:`shoal.graphs.report`.)"""
 
 from shoal.observability.logging import configure_logging, get_logger, processors
 from shoal.observability.phi import TEXT_FIELDS, drop_raw_text, guarding

@@ -30,9 +30,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
-from shoal.errors import ShoalError
+from shoal.errors import ErrorCode, ShoalError
 from shoal.graphs.results import RunResult
 from shoal.graphs.runtime import DEFAULT_CONCURRENCY, Graph
+from shoal.models.queue import reject_when_full
 from shoal.observability.logging import get_logger
 from shoal.policies.escalation import (
     LedgerEntry,
@@ -151,8 +152,15 @@ def create_app(
     async def run(text: str, record_id: str | None) -> RunResult:
         await follow_models()
         async with slots:
-            result = await graph.arun(text, id=record_id)
+            with reject_when_full() as overload:
+                result = await graph.arun(text, id=record_id)
         metrics.observe(result)
+        if (result.status == "error" and result.error is not None
+                and result.error.code == ErrorCode.BACKEND_OVERLOADED):
+            # A model's queue was full: the client should come back, not treat it as a failure.
+            wait = overload.retry_after_s or 1
+            raise ApiError(429, f"a model of graph {graph.name!r} is at capacity; retry in "
+                           f"{wait} s", "rate_limit_exceeded", headers={"Retry-After": str(wait)})
         return result
 
     @app.post("/v1/runs")

@@ -34,10 +34,11 @@ _log = get_logger()
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
           404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
-          422: "invalid_request_error", 500: "server_error", 503: "server_error"}
+          422: "invalid_request_error", 429: "rate_limit_error", 500: "server_error",
+          503: "server_error"}
 _CODES = {400: "bad_request", 401: "invalid_api_key", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 413: "request_too_large", 422: "invalid_request",
-          500: "internal_error", 503: "not_ready"}
+          429: "rate_limit_exceeded", 500: "internal_error", 503: "not_ready"}
 
 
 def error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:

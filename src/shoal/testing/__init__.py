@@ -3,7 +3,8 @@
 ``FakeBackend`` is a fake: it answers from a script or a handler, with injected delays and
 failures. Use it to test your graph's wiring and error paths, never to show that a model works.
 :mod:`shoal.testing.conformance` is the contract every model backend keeps, as checks a model
-plugin's tests can run against its backend.
+plugin's tests can run against its backend. :func:`split_numbers` compares two runs' outputs
+word for word and number by number.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from shoal.models.base import (
     validate_json,
 )
 from shoal.testing import conformance
+from shoal.testing.compare import split_numbers
 
-__all__ = ["FakeBackend", "Handler", "capture_events", "conformance"]
+__all__ = ["FakeBackend", "Handler", "capture_events", "conformance", "split_numbers"]
 
 Handler = Callable[[Sequence[Message]], str]
 

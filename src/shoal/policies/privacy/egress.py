@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from shoal.models.pool import run_blocking
-from shoal.policies.privacy.detector import BACKEND, Detector, detector
+from shoal.policies.privacy.detector import Detector, adetector
 from shoal.policies.privacy.masking import apply_mask, outside_pseudonyms
 from shoal.policies.privacy.vault import Vault
 
@@ -22,7 +21,7 @@ __all__ = ["mask_leftovers", "scan_outbound", "shared_detector"]
 async def shared_detector(pack: str) -> Detector:
     """The process's detector for ``pack``. Building it loads spaCy once per process: in the
     model pool, like every blocking model load."""
-    return await run_blocking(detector, pack, backend=BACKEND, timeout_s=None)
+    return await adetector(pack)
 
 
 async def scan_outbound(texts: Iterable[str], pack: str) -> dict[str, int]:
