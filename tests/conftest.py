@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import io
 import textwrap
+import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ import pytest
 import structlog
 
 from shoal.observability import configure_logging
+from shoal.store import close_pools
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +42,8 @@ def log_stream() -> Iterator[io.StringIO]:
 def _own_outbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A test whose planner is down queues escalations; never into the checkout's .shoal/.
     monkeypatch.setenv("SHOAL_OUTBOX", str(tmp_path / "outbox.sqlite"))
+    # Nor into a database the developer's shell points at: a test that wants one says so.
+    monkeypatch.delenv("SHOAL_DB", raising=False)
 
 
 @pytest.fixture(autouse=True)
@@ -57,3 +62,32 @@ def planner_server() -> Iterator[Any]:
 
     with serve_embedded(warmup=True) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Postgres (binaries from the ``pgserver`` wheel) on a Unix socket in a temporary
+    directory, started for the session and stopped at its end; its admin URL."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); nothing is wrong.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    try:
+        yield str(server.get_uri())
+    finally:
+        close_pools()
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's Postgres, for one test."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield postgres_server.replace("/postgres?", f"/{name}?", 1)
+    close_pools()

@@ -19,6 +19,7 @@ from shoal.errors import (
     ShoalError,
     SpecError,
     SpecIssue,
+    StoreError,
 )
 from shoal.graphs import (
     END,
@@ -64,6 +65,7 @@ __all__ = [
     "ShoalError",
     "SpecError",
     "SpecIssue",
+    "StoreError",
     "__version__",
     "agent",
     "configure_logging",

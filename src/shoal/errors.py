@@ -9,6 +9,7 @@
     ├── PolicyViolation           a policy blocked an action
     ├── InputError                a batch record cannot be run (names its record id)
     ├── LearningError             the learning loop refused (no learn: block, gate failed, ...)
+    ├── StoreError                shared state (Postgres) cannot be reached or migrated
     └── MissingExtra              a feature needs an optional extra that is not installed
 
 Every error names its place keyword-only (``file:line``, ``node``, ``agent``, ``backend``,
@@ -38,6 +39,7 @@ class ErrorCode(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
     EXTRA_MISSING = "extra_missing"
     LEARNING_FAILED = "learning_failed"
+    STORE_UNAVAILABLE = "store_unavailable"
 
 
 class ShoalError(Exception):
@@ -208,6 +210,17 @@ class LearningError(ShoalError):
     refused (``shoal learn``, ``shoal promote``, ``shoal rollback``)."""
 
     code = ErrorCode.LEARNING_FAILED
+
+
+class StoreError(ShoalError):
+    """The state store (the outbox and the other shared state in Postgres) cannot be reached,
+    or its schema cannot be brought up to date. Names the store by its URL without password."""
+
+    code = ErrorCode.STORE_UNAVAILABLE
+
+    def __init__(self, message: str, *, store: str) -> None:
+        super().__init__(f"{store}: {message}")
+        self.store = store
 
 
 class MissingExtra(ShoalError):

@@ -19,6 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "medical": ("drug_named_entity_recognition", "simple_icd_10_cm"),
     "serve": ("fastapi", "uvicorn", "prometheus_client"),
     "train": ("sklearn", "skl2onnx", "onnx"),
+    "postgres": ("psycopg", "psycopg_pool"),
 }
 """Extra -> the modules it installs that shoal imports."""
 

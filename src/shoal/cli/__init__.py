@@ -29,6 +29,7 @@ from shoal.cli import (
     serve,
     train_router,
 )
+from shoal.errors import ShoalError
 from shoal.observability.logging import configure_cli_logging
 
 app = typer.Typer(
@@ -73,7 +74,11 @@ app.add_typer(serve.keys_app, name="keys")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ShoalError as exc:  # a command that did not catch it: one line with its code
+        typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
+        raise SystemExit(2) from None
 
 
 __all__ = ["app", "main"]

@@ -11,7 +11,7 @@ from shoal.errors import ShoalError, SpecError
 from shoal.graphs.loader import load_spec
 from shoal.graphs.runtime import Graph
 from shoal.graphs.spec import GraphSpec
-from shoal.policies.escalation import SqliteLedger, outbox_path
+from shoal.policies.escalation import LedgerStore, open_ledger, outbox_path
 
 _err = Console(stderr=True)
 """Progress bars and summaries that must not mix with results on stdout."""
@@ -48,11 +48,12 @@ def _spec_and_store(path: Path) -> tuple[GraphSpec, Path]:
     return spec, outbox_path(configured, path.parent)
 
 
-def _ledger(path: Path) -> tuple[GraphSpec, SqliteLedger | None]:
+def _ledger(path: Path) -> tuple[GraphSpec, LedgerStore | None]:
     """The checked spec and its ledger; None (and a line saying so) when nothing was ever
     answered."""
     spec, store = _spec_and_store(path)
-    if not store.is_file():
+    ledger = open_ledger(store)
+    if not ledger.exists():
         typer.echo(f"{store}: no ledger yet (no escalation was ever answered)")
         return spec, None
-    return spec, SqliteLedger(store)
+    return spec, ledger

@@ -21,7 +21,7 @@ from shoal.errors import BackendError, ShoalError
 from shoal.graphs.results import RunResult
 from shoal.graphs.runtime import Graph
 from shoal.observability.logging import get_logger
-from shoal.policies.escalation import Outbox, OutboxRow, ask_planner
+from shoal.policies.escalation import OutboxRow, OutboxStore, ask_planner
 
 _log = get_logger()
 MAX_ATTEMPTS = 4
@@ -41,7 +41,7 @@ class DrainReport:
     stop_reason: str | None = None
 
 
-async def send_pending(graph: Graph, outbox: Outbox, report: DrainReport) -> None:
+async def send_pending(graph: Graph, outbox: OutboxStore, report: DrainReport) -> None:
     if graph.escalator is None:
         raise ValueError(f"graph {graph.name!r} has no escalation planner")
     planner = graph.escalator.planner
@@ -83,7 +83,7 @@ async def send_pending(graph: Graph, outbox: Outbox, report: DrainReport) -> Non
                   record_id=row.record_id)
 
 
-def apply_to_results(path: Path, outbox: Outbox, graph_name: str, report: DrainReport) -> None:
+def apply_to_results(path: Path, outbox: OutboxStore, graph_name: str, report: DrainReport) -> None:
     """Write done, unapplied answers into ``path`` (a `shoal run --output` file)."""
     done = {r.id: r for status in ("done", "failed")
             for r in outbox.rows(status=status, graph=graph_name, unapplied=True)}

@@ -35,8 +35,8 @@ from shoal.learning import (
 )
 from shoal.policies.escalation import (
     BASE_VERSION,
-    SqliteLedger,
     SqliteModelRegistry,
+    open_ledger,
     review_audit_path,
 )
 
@@ -106,7 +106,7 @@ def learn_command(
         raise typer.Exit(2) from None
     evaluation = _read(graph_path, setup, setup.eval_path(), "eval")
     out = output or graph_path.parent / "models" / node
-    registry, ledger = SqliteModelRegistry(store), SqliteLedger(store)
+    registry, ledger = SqliteModelRegistry(store), open_ledger(store)
     with Progress(console=_err, transient=True) as progress:
         task = progress.add_task("learning", total=None)
         try:
@@ -210,7 +210,7 @@ def shadow_report(
     if which is None:
         _fail(f"{graph_path}: node {node!r} has no shadow; name one with --version")
         raise typer.Exit(2)
-    stats = shadow_stats(registry, SqliteLedger(store), setup.graph, node, which)
+    stats = shadow_stats(registry, open_ledger(store), setup.graph, node, which)
 
     def f(x: float | None) -> str:
         return "-" if x is None else f"{x:.3f}"
@@ -233,7 +233,7 @@ def promote_command(
     evaluation = _read(graph_path, setup, setup.eval_path(), "eval")
     try:
         done = promote(setup, version, evaluation=evaluation,
-                       registry=SqliteModelRegistry(store), ledger=SqliteLedger(store),
+                       registry=SqliteModelRegistry(store), ledger=open_ledger(store),
                        audit_path=review_audit_path(store, audit))
     except ShoalError as exc:
         _fail(f"{graph_path}: {exc.message}")

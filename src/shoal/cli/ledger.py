@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shoal.cli._common import _fail, _ledger, _spec_and_store
-from shoal.policies.escalation import SqliteLedger, training_lines
+from shoal.policies.escalation import open_ledger, training_lines
 
 ledger_app = typer.Typer(help="Escalations the planner answered: training data.",
                          no_args_is_help=True)
@@ -47,7 +47,7 @@ def ledger_list(
     if ledger is None:
         return
     counts = ledger.counts(graph=spec.name)
-    table = Table(title=f"ledger of {spec.name} ({ledger.path})", title_justify="left")
+    table = Table(title=f"ledger of {spec.name} ({ledger.where})", title_justify="left")
     for col in ("node", "label", "source", "entries"):
         table.add_column(col, justify="right" if col == "entries" else "left")
     for (node, label, source), n in sorted(counts.items()):
@@ -70,8 +70,9 @@ def ledger_export(
     if node is not None and node not in spec.nodes:
         _fail(f"{graph_path}: no node {node!r} (nodes: {', '.join(spec.nodes)})")
         raise typer.Exit(2)
-    entries = (SqliteLedger(path).entries(graph=spec.name, node=node, since=_since(since))
-               if path.is_file() else [])
+    ledger = open_ledger(path)
+    entries = (ledger.entries(graph=spec.name, node=node, since=_since(since))
+               if ledger.exists() else [])
     lines = training_lines(entries)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")

@@ -13,18 +13,17 @@ from rich.table import Table
 
 from shoal.cli._common import _fail, _load
 from shoal.graphs.runtime import Graph
-from shoal.policies.escalation import Outbox, default_outbox_path
+from shoal.policies.escalation import Outbox, OutboxStore, default_outbox_path, open_outbox
 
 outbox_app = typer.Typer(help="Escalations waiting for the planner.", no_args_is_help=True)
 
 
-def _outbox(db: Path | None, graph_path: Path | None) -> tuple[Path, Graph | None]:
+def _outbox(db: Path | None, graph_path: Path | None) -> tuple[OutboxStore, Graph | None]:
+    """``--db`` (a file), else ``$SHOAL_DB`` (Postgres), else the graph's or the default file."""
     graph = _load(graph_path) if graph_path is not None else None
     if db is not None:
-        return db, graph
-    if graph is not None:
-        return graph.outbox_path, graph
-    return default_outbox_path(), graph
+        return Outbox(db), graph
+    return open_outbox(graph.outbox_path if graph is not None else default_outbox_path()), graph
 
 
 @outbox_app.command("list")
@@ -37,14 +36,13 @@ def outbox_list(
 ) -> None:
     """One line per queued escalation: id, age, graph, node, record id, attempts, last error
     (never the text)."""
-    path, graph = _outbox(db, graph_path)
-    if not path.is_file():
-        typer.echo(f"{path}: no outbox yet (nothing was ever queued)")
+    box, graph = _outbox(db, graph_path)
+    if not box.exists():
+        typer.echo(f"{box.where}: no outbox yet (nothing was ever queued)")
         return
-    box = Outbox(path)
     rows = box.rows(graph=graph.name if graph else None,
                     status=None if all_rows else "pending")
-    table = Table(title=f"outbox {path}", title_justify="left")
+    table = Table(title=f"outbox {box.where}", title_justify="left")
     for col in ("id", "queued", "graph", "node", "record", "status", "attempts", "last error"):
         table.add_column(col)
     for r in rows:
@@ -75,12 +73,11 @@ def outbox_drain(
     if results is not None and not results.is_file():
         _fail(f"{results}: no such file")
         raise typer.Exit(2)
-    path, graph = _outbox(db, graph_path)
+    box, graph = _outbox(db, graph_path)
     assert graph is not None
-    if not path.is_file():
-        typer.echo(f"{path}: no outbox yet (nothing was ever queued)")
+    if not box.exists():
+        typer.echo(f"{box.where}: no outbox yet (nothing was ever queued)")
         return
-    box = Outbox(path)
     report = DrainReport()
     try:
         asyncio.run(send_pending(graph, box, report))

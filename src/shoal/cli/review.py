@@ -23,7 +23,7 @@ from shoal.cli._common import _fail, _ledger, _spec_and_store
 from shoal.graphs.spec import GraphSpec
 from shoal.policies.escalation import (
     ReviewError,
-    SqliteLedger,
+    open_ledger,
     review_audit_path,
     review_label,
     review_queue,
@@ -89,9 +89,9 @@ def review_label_command(
 ) -> None:
     """Confirm or correct one entry's label; it outranks the planner's. One audit record."""
     spec, path = _spec_and_store(graph_path)
-    ledger = SqliteLedger(path)
+    ledger = open_ledger(path)
     log_path = review_audit_path(path, audit)
-    entry = ledger.entry(entry_id) if path.is_file() else None
+    entry = ledger.entry(entry_id) if ledger.exists() else None
     known = _node_labels(spec, entry.node) if entry is not None else None
     try:
         updated = review_label(ledger, entry_id, label, graph=spec.name, known_labels=known,

@@ -39,10 +39,11 @@ from shoal.policies.escalation import (
     Escalator,
     ModelVersion,
     NodeRule,
-    Outbox,
     RemoteGuard,
-    SqliteLedger,
     SqliteModelRegistry,
+    open_budget,
+    open_ledger,
+    open_outbox,
     outbox_path,
     resolve_rules,
     version_rule,
@@ -99,7 +100,8 @@ class Graph:
             # Tools such as ``shoal calibrate`` decide per node; the compiler's privacy check
             # already ran on the graph's own rules.
             self.rules.nodes.update(rules)
-        self.budget = Budget(budget if budget is not None else self.rules.budget)
+        self.budget = open_budget(budget if budget is not None else self.rules.budget,
+                                  graph=spec.name)
         self.models = _build_models(spec, base, models or {}, self.budget)
         self._metered = any(isinstance(m, RemoteGuard) for m in self.models.values())
         self.escalator: Escalator | None = None
@@ -112,8 +114,8 @@ class Graph:
                                        system=spec.escalation.system_prompt,
                                        max_tokens=spec.escalation.max_tokens,
                                        timeout_s=spec.escalation.timeout_s,
-                                       outbox=Outbox(self.outbox_path),
-                                       ledger=SqliteLedger(self.outbox_path), graph=spec.name)
+                                       outbox=open_outbox(self.outbox_path),
+                                       ledger=open_ledger(self.outbox_path), graph=spec.name)
         self._registry: SqliteModelRegistry | None = None
         self._registry_state = 0
         if self.learnable_nodes and self.outbox_path.is_file():

@@ -38,7 +38,7 @@ from shoal.observability.logging import get_logger
 from shoal.policies.escalation import (
     LedgerEntry,
     ReviewError,
-    SqliteLedger,
+    open_ledger,
     review_audit_path,
     review_label,
     review_queue,
@@ -116,7 +116,7 @@ def create_app(
             refreshed[0] = time.monotonic()
     ready = asyncio.Event()
 
-    ledger = SqliteLedger(graph.outbox_path)  # opened on first use
+    ledger = open_ledger(graph.outbox_path)  # opened on first use
     audit_path = review_audit_path(graph.outbox_path)
 
     @contextlib.asynccontextmanager
@@ -229,7 +229,7 @@ def create_app(
         body = await _parse(request, ReviewRequest)
 
         def label() -> LedgerEntry:
-            entry = ledger.entry(entry_id) if ledger.path.is_file() else None
+            entry = ledger.entry(entry_id) if ledger.exists() else None
             known = graph.node_labels(entry.node) if entry is not None else None
             return review_label(ledger, entry_id, body.label, graph=graph.name,
                                 known_labels=known, audit_path=audit_path)

@@ -22,7 +22,6 @@ when ``shoal promote`` or ``shoal rollback`` is picked up).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -31,7 +30,7 @@ from prometheus_client.registry import Collector
 from shoal.graphs.results import RunResult
 from shoal.models.tokens import generated_tokens
 from shoal.policies.escalation.circuit import circuits
-from shoal.policies.escalation.outbox import Outbox
+from shoal.policies.escalation.outbox import OutboxStore
 
 __all__ = ["CIRCUIT_STATES", "Metrics"]
 
@@ -44,7 +43,7 @@ _NODE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 class _ScrapeTime(Collector):
     """Gauges whose value lives elsewhere: read when Prometheus scrapes."""
 
-    def __init__(self, outbox: Outbox | None,
+    def __init__(self, outbox: OutboxStore | None,
                  versions: Callable[[], Mapping[str, str]] | None = None) -> None:
         self.outbox = outbox
         self.versions = versions
@@ -74,7 +73,7 @@ class _ScrapeTime(Collector):
 
     def _pending(self) -> int:
         # Never create the file just to say it is empty.
-        if self.outbox is None or not Path(self.outbox.path).is_file():
+        if self.outbox is None or not self.outbox.exists():
             return 0
         return self.outbox.counts().get("pending", 0)
 
@@ -82,7 +81,7 @@ class _ScrapeTime(Collector):
 class Metrics:
     """The counters and histograms of one served graph, and their text exposition."""
 
-    def __init__(self, *, outbox: Outbox | None = None,
+    def __init__(self, *, outbox: OutboxStore | None = None,
                  versions: Callable[[], Mapping[str, str]] | None = None) -> None:
         self.registry = CollectorRegistry()
         self.runs = Counter("shoal_runs", "Runs finished, by status.", ["status"],

@@ -16,10 +16,12 @@
 """
 
 from shoal.policies.escalation.budget import Budget, BudgetSpec
+from shoal.policies.escalation.budget_postgres import SharedShareBudget
 from shoal.policies.escalation.circuit import CircuitBreaker, CircuitOpen
 from shoal.policies.escalation.escalator import Escalator, LocalAnswer, Outcome
 from shoal.policies.escalation.guard import RemoteGuard
 from shoal.policies.escalation.ledger import LedgerEntry, LedgerStore, SqliteLedger, training_lines
+from shoal.policies.escalation.ledger_postgres import PostgresLedger
 from shoal.policies.escalation.model_registry import (
     BASE_VERSION,
     ModelEvent,
@@ -30,7 +32,14 @@ from shoal.policies.escalation.model_registry import (
     version_number,
     version_rule,
 )
-from shoal.policies.escalation.outbox import Outbox, OutboxRow, default_outbox_path, outbox_path
+from shoal.policies.escalation.outbox import (
+    Outbox,
+    OutboxRow,
+    OutboxStore,
+    default_outbox_path,
+    outbox_path,
+)
+from shoal.policies.escalation.outbox_postgres import PostgresOutbox
 from shoal.policies.escalation.planner_call import PlannerReply, ask_planner
 from shoal.policies.escalation.red_flags import (
     RedFlagMatcher,
@@ -61,6 +70,7 @@ from shoal.policies.escalation.rules import (
     policy_path,
     resolve_rules,
 )
+from shoal.policies.escalation.stores import open_budget, open_ledger, open_outbox
 
 __all__ = [
     "BASE_VERSION",
@@ -83,8 +93,11 @@ __all__ = [
     "NodeRule",
     "Outbox",
     "OutboxRow",
+    "OutboxStore",
     "Outcome",
     "PlannerReply",
+    "PostgresLedger",
+    "PostgresOutbox",
     "RedFlagMatcher",
     "RedFlagPack",
     "RemoteGuard",
@@ -92,6 +105,7 @@ __all__ = [
     "RouterRule",
     "Rules",
     "ShadowRecord",
+    "SharedShareBudget",
     "SqliteLedger",
     "SqliteModelRegistry",
     "UNMASKABLE_AGENTS",
@@ -103,6 +117,9 @@ __all__ = [
     "load_policy",
     "load_red_flags",
     "matcher_for",
+    "open_budget",
+    "open_ledger",
+    "open_outbox",
     "outbox_path",
     "policy_path",
     "resolve_rules",

@@ -27,7 +27,7 @@ from shoal.observability.logging import get_logger
 from shoal.policies.escalation.budget import Budget, critical_call
 from shoal.policies.escalation.guard import RemoteGuard
 from shoal.policies.escalation.ledger import LedgerStore
-from shoal.policies.escalation.outbox import Outbox
+from shoal.policies.escalation.outbox import OutboxStore
 from shoal.policies.escalation.planner_call import ask_planner
 from shoal.policies.escalation.rules import DEFAULT_SYSTEM, Decision, NodeRule
 from shoal.policies.privacy import mask_leftovers
@@ -88,7 +88,7 @@ class Escalator:
         system: str = DEFAULT_SYSTEM,
         max_tokens: int = 256,
         timeout_s: float | None = None,
-        outbox: Outbox | None = None,
+        outbox: OutboxStore | None = None,
         ledger: LedgerStore | None = None,
         graph: str = "",
     ) -> None:

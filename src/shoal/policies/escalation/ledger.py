@@ -7,7 +7,7 @@ ran and the time. A person's label (``human_label``) outranks the planner's.
 
 It lives in the same SQLite file as the outbox (the graph's ``escalation.outbox``, else
 ``$SHOAL_OUTBOX``, else ``.shoal/outbox.sqlite``), in a table of its own, behind
-:class:`LedgerStore`, the interface another backend (Postgres) implements.
+:class:`LedgerStore`, the interface the Postgres ledger (``SHOAL_DB``) implements too.
 :func:`training_lines` turns entries into the JSONL lines a retrain reads:
 ``{"id", "text", "label", "source"}`` with ``source`` ``"human"`` or ``"planner"``.
 """
@@ -83,7 +83,19 @@ class LedgerEntry:
 
 
 class LedgerStore(Protocol):
-    """Where answered escalations are kept (SQLite here; Postgres later)."""
+    """Where answered escalations are kept: :class:`SqliteLedger`, or
+    :class:`shoal.policies.escalation.ledger_postgres.PostgresLedger` with ``SHOAL_DB``."""
+
+    @property
+    def where(self) -> str:
+        """The file, or the database URL without password: for messages."""
+        ...
+
+    def exists(self) -> bool:
+        """Whether anything could have been kept yet (a missing file is not created)."""
+        ...
+
+    def close(self) -> None: ...
 
     def append(self, *, graph: str, node: str, record_id: str, run_id: str, text: str,
                local_label: str | None, local_confidence: float | None, p_wrong: float | None,

@@ -1,5 +1,6 @@
 """The durable outbox: escalations the planner could not take (unreachable, timed out, circuit
-open) wait here, in SQLite (WAL), until ``shoal outbox drain`` sends them.
+open) wait here, in SQLite (WAL) or in the Postgres database of ``SHOAL_DB`` when several
+processes share one, until ``shoal outbox drain`` sends them.
 
 A row holds what would have been sent, and nothing more: the node's task, the masked working
 text, the masked draft, the label set. Rows move ``pending -> in_flight -> done`` (or ``failed``
@@ -18,9 +19,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-__all__ = ["Outbox", "OutboxRow", "default_outbox_path", "outbox_path"]
+__all__ = ["Outbox", "OutboxRow", "OutboxStore", "default_outbox_path", "outbox_path"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS escalations (
@@ -72,6 +73,14 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def exists(self) -> bool:
+        """Whether the file exists (it is not created to find out)."""
+        return self.path.is_file()
+
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = open_store(self.path, self.schema)
@@ -120,6 +129,42 @@ class OutboxRow:
     last_error: str | None
     answer: dict[str, Any] | None
     applied: bool
+
+
+class OutboxStore(Protocol):
+    """What the escalator, ``shoal outbox`` and ``shoal serve`` need of an outbox; the SQLite
+    :class:`Outbox` and :class:`shoal.policies.escalation.outbox_postgres.PostgresOutbox` keep
+    it (tests/conformance/test_outbox_store.py runs one suite on both)."""
+
+    @property
+    def where(self) -> str:
+        """The file, or the database URL without password: for messages."""
+        ...
+
+    def exists(self) -> bool:
+        """Whether anything was ever queued here (a missing file is not created to find out)."""
+        ...
+
+    def put(self, *, graph: str, node: str, record_id: str, run_id: str, task: str, text: str,
+            draft: Any, labels: list[str] | None, max_tokens: int, reason: str | None,
+            error: str) -> str: ...
+
+    def claim(self, esc_id: str) -> bool: ...
+
+    def complete(self, esc_id: str, answer: dict[str, Any]) -> None: ...
+
+    def release(self, esc_id: str, error: str, *, give_up: bool = False) -> None: ...
+
+    def mark_applied(self, esc_id: str) -> None: ...
+
+    def requeue_stale(self, older_than_s: float = 600.0) -> int: ...
+
+    def rows(self, *, status: str | None = None, graph: str | None = None,
+             unapplied: bool = False) -> list[OutboxRow]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
 
 
 class Outbox(SqliteStore):

@@ -20,7 +20,7 @@ from typing import Literal
 
 from shoal.errors import ErrorCode, ShoalError
 from shoal.policies.audit import AuditCheck, audit_log
-from shoal.policies.escalation.ledger import LedgerEntry, SqliteLedger
+from shoal.policies.escalation.ledger import LedgerEntry, LedgerStore
 
 __all__ = ["AUDIT_ENV", "REVIEW_AGENT", "ReviewError", "check_label", "review_audit_path",
            "review_label", "review_queue"]
@@ -65,17 +65,17 @@ def check_label(label: str) -> str:
     return label
 
 
-def review_queue(ledger: SqliteLedger, *, graph: str, node: str | None = None,
+def review_queue(ledger: LedgerStore, *, graph: str, node: str | None = None,
                  include_reviewed: bool = False) -> list[LedgerEntry]:
     """The graph's entries waiting for a person (with ``include_reviewed``, also those already
     labelled), oldest first; empty when the store file does not exist (it is not created)."""
-    if not ledger.path.is_file():
+    if not ledger.exists():
         return []
     return [e for e in ledger.entries(graph=graph, node=node)
             if include_reviewed or e.human_label is None]
 
 
-def review_label(ledger: SqliteLedger, entry_id: str, label: str, *, graph: str,
+def review_label(ledger: LedgerStore, entry_id: str, label: str, *, graph: str,
                  known_labels: frozenset[str] | None, audit_path: Path) -> LedgerEntry:
     """A person's ``label`` for entry ``entry_id`` of ``graph``: checked (syntax, the entry,
     ``known_labels`` of its node unless None), audited (one record, agent ``human_review``,
@@ -83,7 +83,7 @@ def review_label(ledger: SqliteLedger, entry_id: str, label: str, *, graph: str,
     Returns the updated entry; :class:`ReviewError` when the label or the entry is wrong.
     Blocking (SQLite, an fsync): call it from a thread in async code."""
     check_label(label)
-    entry = ledger.entry(entry_id) if ledger.path.is_file() else None
+    entry = ledger.entry(entry_id) if ledger.exists() else None
     if entry is None or entry.graph != graph:
         raise _unknown(entry_id, graph)
     if known_labels is not None and label not in known_labels:

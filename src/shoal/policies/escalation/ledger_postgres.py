@@ -1,0 +1,120 @@
+"""The escalation ledger in Postgres (``SHOAL_DB``): every process's answered escalations in one
+table, so a retrain on any machine sees what every replica learned from the planner."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from shoal.policies.escalation.ledger import LedgerEntry
+from shoal.store import Migration, connection, migrate, redact
+
+__all__ = ["MIGRATIONS", "PostgresLedger"]
+
+MIGRATIONS = (
+    Migration(1, """
+CREATE TABLE IF NOT EXISTS shoal_ledger (
+    id TEXT PRIMARY KEY,
+    created DOUBLE PRECISION NOT NULL,
+    graph TEXT NOT NULL,
+    node TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    local_label TEXT,
+    local_confidence DOUBLE PRECISION,
+    p_wrong DOUBLE PRECISION,
+    planner_label TEXT,
+    planner_answer TEXT,
+    planner_confidence DOUBLE PRECISION,
+    model_version TEXT,
+    critical TEXT,
+    human_label TEXT,
+    human_at DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS shoal_ledger_graph_node ON shoal_ledger (graph, node, created);
+"""),
+)
+
+
+class PostgresLedger:
+    """:class:`shoal.policies.escalation.LedgerStore` in the Postgres database at ``url``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._ready = False
+
+    @property
+    def where(self) -> str:
+        return redact(self.url)
+
+    def exists(self) -> bool:
+        return True  # a database is there to ask; an empty ledger reads as empty
+
+    def _migrated(self) -> str:
+        if not self._ready:
+            migrate(self.url, "ledger", MIGRATIONS)
+            self._ready = True
+        return self.url
+
+    def append(self, *, graph: str, node: str, record_id: str, run_id: str, text: str,
+               local_label: str | None, local_confidence: float | None, p_wrong: float | None,
+               planner_label: str | None, planner_answer: str | None,
+               planner_confidence: float | None, model_version: str | None,
+               critical: str | None = None) -> str:
+        """Add one answered escalation; its id."""
+        entry_id = uuid.uuid4().hex
+        with connection(self._migrated()) as conn:
+            conn.execute(
+                "INSERT INTO shoal_ledger (id, created, graph, node, record_id, run_id, text, "
+                "local_label, local_confidence, p_wrong, planner_label, planner_answer, "
+                "planner_confidence, model_version, critical) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (entry_id, time.time(), graph, node, record_id, run_id, text, local_label,
+                 local_confidence, p_wrong, planner_label, planner_answer, planner_confidence,
+                 model_version, critical))
+        return entry_id
+
+    def entries(self, *, graph: str | None = None, node: str | None = None,
+                since: float | None = None) -> list[LedgerEntry]:
+        """Entries, oldest first, filtered by graph, node and creation time (epoch seconds)."""
+        where: list[str] = []
+        args: list[Any] = []
+        for column, value in (("graph", graph), ("node", node)):
+            if value is not None:
+                where.append(f"{column} = %s")
+                args.append(value)
+        if since is not None:
+            where.append("created >= %s")
+            args.append(since)
+        sql = "SELECT * FROM shoal_ledger" + (" WHERE " + " AND ".join(where) if where else "")
+        with connection(self._migrated()) as conn:
+            rows = conn.execute(sql + " ORDER BY created, id", args).fetchall()
+        return [LedgerEntry(**row) for row in rows]
+
+    def entry(self, entry_id: str) -> LedgerEntry | None:
+        """One entry by id, or None."""
+        with connection(self._migrated()) as conn:
+            row = conn.execute("SELECT * FROM shoal_ledger WHERE id = %s",
+                               (entry_id,)).fetchone()
+        return LedgerEntry(**row) if row is not None else None
+
+    def set_human_label(self, entry_id: str, label: str) -> LedgerEntry | None:
+        """A person's label for an entry (it outranks the planner's); the updated entry, or
+        None when there is no such entry."""
+        with connection(self._migrated()) as conn:
+            done = conn.execute("UPDATE shoal_ledger SET human_label = %s, human_at = %s "
+                                "WHERE id = %s", (label, time.time(), entry_id)).rowcount
+        return self.entry(entry_id) if done else None
+
+    def counts(self, *, graph: str | None = None) -> dict[tuple[str, str, str], int]:
+        """(node, label to train on, source) -> entries; ``-`` for no label."""
+        out: dict[tuple[str, str, str], int] = {}
+        for e in self.entries(graph=graph):
+            key = (e.node, e.label or "-", e.source or "-")
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    def close(self) -> None:
+        """Nothing to close: connections belong to the process's pool for this URL."""

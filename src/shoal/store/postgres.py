@@ -1,0 +1,140 @@
+"""Postgres for the state several shoal processes share: one connection pool per database URL
+per process, and versioned migrations applied once, under an advisory lock, whichever process
+starts first.
+
+Connections follow LangGraph's Postgres checkpointer: psycopg 3, ``autocommit=True`` (each
+statement its own transaction unless a ``conn.transaction()`` block says otherwise) and
+``row_factory=dict_row``. psycopg is the extra ``[postgres]``; it is imported only when a
+Postgres URL is used.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from shoal.errors import StoreError
+from shoal.extras import require
+
+__all__ = ["DB_ENV", "Migration", "close_pools", "connection", "is_postgres_url", "migrate",
+           "redact", "state_url"]
+
+DB_ENV = "SHOAL_DB"
+"""The environment variable naming the shared state database (a ``postgresql://`` URL)."""
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long opening a pool waits for its first connection before :class:`StoreError`."""
+
+_pools: dict[str, Any] = {}
+_pools_lock = threading.Lock()
+_migrated: set[tuple[str, str]] = set()
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of a store's schema: ``version`` counts from 1 and never changes meaning."""
+
+    version: int
+    sql: str
+
+
+def is_postgres_url(location: object) -> bool:
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def state_url() -> str | None:
+    """``$SHOAL_DB`` when it names a Postgres database, else None (the embedded SQLite files).
+    Any other value is an error rather than a silent fallback to a local file."""
+    value = os.environ.get(DB_ENV)
+    if not value:
+        return None
+    if not is_postgres_url(value):
+        raise StoreError("not a postgresql:// URL", store=f"${DB_ENV}")
+    return value
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
+def _pool(url: str) -> Any:
+    with _pools_lock:
+        found = _pools.get(url)
+        if found is not None:
+            return found
+        require("postgres", f"{DB_ENV}=postgresql://...")
+        import psycopg  # optional extra [postgres]
+        from psycopg.rows import dict_row  # optional extra [postgres]
+        from psycopg_pool import ConnectionPool  # optional extra [postgres]
+
+        pool = ConnectionPool(url, min_size=1, max_size=4, open=False,
+                              kwargs={"autocommit": True, "row_factory": dict_row},
+                              name="shoal")
+        try:
+            pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        except (psycopg.Error, TimeoutError) as exc:
+            pool.close()
+            # psycopg's message can quote the URL with its password: say only what happened.
+            raise StoreError(f"cannot connect ({type(exc).__name__})", store=redact(url)) from None
+        if not _pools:
+            atexit.register(close_pools)
+        _pools[url] = pool
+        return pool
+
+
+@contextlib.contextmanager
+def connection(url: str) -> Iterator[Any]:
+    """A pooled connection to ``url`` (autocommit, rows as dicts), returned to the pool after."""
+    with _pool(url).connection() as conn:
+        yield conn
+
+
+def migrate(url: str, component: str, steps: Sequence[Migration]) -> int:
+    """Bring ``component``'s tables in ``url`` to the last of ``steps``; its version after.
+
+    Concurrent starters wait on one advisory lock, so each step runs once; a database already
+    migrated further than ``steps`` know (a newer shoal) is refused, not downgraded.
+    """
+    if (url, component) in _migrated:
+        return steps[-1].version
+    target = steps[-1].version
+    with connection(url) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('shoal-migrations'))")
+        conn.execute("CREATE TABLE IF NOT EXISTS shoal_schema (component TEXT PRIMARY KEY, "
+                     "version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM shoal_schema WHERE component = %s",
+                           (component,)).fetchone()
+        current = int(row["version"]) if row else 0
+        if current > target:
+            raise StoreError(f"{component} schema is at version {current}, this shoal knows "
+                             f"{target}: upgrade shoal", store=redact(url))
+        for step in steps:
+            if step.version > current:
+                conn.execute(step.sql)
+        conn.execute("INSERT INTO shoal_schema (component, version) VALUES (%s, %s) "
+                     "ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version",
+                     (component, target))
+    _migrated.add((url, component))
+    return target
+
+
+def close_pools() -> None:
+    """Close every pool of this process (at exit; tests that stop their server)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+        _migrated.clear()
+    for pool in pools:
+        pool.close()
