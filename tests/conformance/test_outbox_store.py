@@ -34,6 +34,15 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
     return lambda: PostgresOutbox(url)
 
 
+def _together(target: Callable[[int], None], n: int) -> None:
+    """``target(0)`` ... ``target(n - 1)`` in threads at the same time; back when all are done."""
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def _put(box: OutboxStore, record: str = "r1", graph: str = "g") -> str:
     return box.put(graph=graph, node="triage", record_id=record, run_id="run-1",
                    task="Classify.", text="[NAME] has chest pain",
@@ -105,11 +114,7 @@ def test_concurrent_drains_claim_each_row_once(make: Factory) -> None:
         order = ids if k % 2 == 0 else list(reversed(ids))
         won[k] = [esc for esc in order if mine.claim(esc)]
 
-    threads = [threading.Thread(target=drain, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _together(drain, 4)
     claimed = [esc for part in won for esc in part]
     assert sorted(claimed) == sorted(ids)  # every row once: none twice, none lost
     assert box.counts() == {"in_flight": 40}
@@ -128,11 +133,7 @@ def test_skip_locked_hands_every_row_to_one_worker(postgres_url: str) -> None:
         while batch := mine.claim_next(graph="g", limit=4):
             got[k].extend(r.id for r in batch)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _together(worker, 3)
     handed = [esc for part in got for esc in part]
     assert sorted(handed) == sorted(ids)
     assert box.claim_next() == []

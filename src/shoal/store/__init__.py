@@ -11,6 +11,7 @@ from __future__ import annotations
 from shoal.store.postgres import (
     DB_ENV,
     Migration,
+    PostgresTables,
     close_pools,
     connection,
     is_postgres_url,
@@ -22,6 +23,7 @@ from shoal.store.postgres import (
 __all__ = [
     "DB_ENV",
     "Migration",
+    "PostgresTables",
     "close_pools",
     "connection",
     "is_postgres_url",

@@ -16,14 +16,14 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from shoal.errors import StoreError
 from shoal.extras import require
 
-__all__ = ["DB_ENV", "Migration", "close_pools", "connection", "is_postgres_url", "migrate",
-           "redact", "state_url"]
+__all__ = ["DB_ENV", "Migration", "PostgresTables", "close_pools", "connection",
+           "is_postgres_url", "migrate", "redact", "state_url"]
 
 DB_ENV = "SHOAL_DB"
 """The environment variable naming the shared state database (a ``postgresql://`` URL)."""
@@ -128,6 +128,36 @@ def migrate(url: str, component: str, steps: Sequence[Migration]) -> int:
                      (component, target))
     _migrated.add((url, component))
     return target
+
+
+class PostgresTables:
+    """Base of a store kept in Postgres: its database URL, and its ``migrations`` (recorded
+    under ``component``) applied on first use."""
+
+    component: ClassVar[str]
+    migrations: ClassVar[Sequence[Migration]]
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._ready = False
+
+    @property
+    def where(self) -> str:
+        """The database URL without password: for messages."""
+        return redact(self.url)
+
+    def exists(self) -> bool:
+        return True  # a database is there to ask; empty tables read as empty
+
+    def _migrated(self) -> str:
+        """The URL, once this store's tables are up to date."""
+        if not self._ready:
+            migrate(self.url, self.component, self.migrations)
+            self._ready = True
+        return self.url
+
+    def close(self) -> None:
+        """Nothing to close: connections belong to the process's pool for this URL."""
 
 
 def close_pools() -> None:

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 from shoal.policies.escalation.outbox import SqliteStore
 
-__all__ = ["LedgerEntry", "LedgerStore", "SqliteLedger", "training_lines"]
+__all__ = ["LedgerEntry", "LedgerStore", "SqliteLedger", "count_by_label", "entry_filters",
+           "training_lines"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -140,18 +141,10 @@ class SqliteLedger(SqliteStore):
     def entries(self, *, graph: str | None = None, node: str | None = None,
                 since: float | None = None) -> list[LedgerEntry]:
         """Entries, oldest first, filtered by graph, node and creation time (epoch seconds)."""
-        where: list[str] = []
-        args: list[Any] = []
-        for column, value in (("graph", graph), ("node", node)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if since is not None:
-            where.append("created >= ?")
-            args.append(since)
-        sql = "SELECT * FROM ledger" + (" WHERE " + " AND ".join(where) if where else "")
+        where, args = entry_filters(graph=graph, node=node, since=since, mark="?")
         with self._lock:
-            rows = self._db().execute(sql + " ORDER BY created, id", args).fetchall()
+            rows = self._db().execute(f"SELECT * FROM ledger WHERE {where} ORDER BY created, id",
+                                      args).fetchall()
         return [LedgerEntry(**dict(row)) for row in rows]
 
     def entry(self, entry_id: str) -> LedgerEntry | None:
@@ -172,11 +165,32 @@ class SqliteLedger(SqliteStore):
 
     def counts(self, *, graph: str | None = None) -> dict[tuple[str, str, str], int]:
         """(node, label to train on, source) -> entries; ``-`` for no label."""
-        out: dict[tuple[str, str, str], int] = {}
-        for e in self.entries(graph=graph):
-            key = (e.node, e.label or "-", e.source or "-")
-            out[key] = out.get(key, 0) + 1
-        return out
+        return count_by_label(self.entries(graph=graph))
+
+
+def entry_filters(*, graph: str | None, node: str | None, since: float | None,
+                  mark: str) -> tuple[str, list[Any]]:
+    """The WHERE clause of :meth:`LedgerStore.entries` and its arguments; ``mark`` is the
+    driver's placeholder (``?`` for sqlite3, ``%s`` for psycopg)."""
+    where: list[str] = ["TRUE"]
+    args: list[Any] = []
+    for column, value in (("graph", graph), ("node", node)):
+        if value is not None:
+            where.append(f"{column} = {mark}")
+            args.append(value)
+    if since is not None:
+        where.append(f"created >= {mark}")
+        args.append(since)
+    return " AND ".join(where), args
+
+
+def count_by_label(entries: Iterable[LedgerEntry]) -> dict[tuple[str, str, str], int]:
+    """(node, label to train on, source) -> entries; ``-`` for no label."""
+    out: dict[tuple[str, str, str], int] = {}
+    for e in entries:
+        key = (e.node, e.label or "-", e.source or "-")
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 def training_lines(entries: Iterable[LedgerEntry],

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
-from shoal.policies.escalation.ledger import LedgerEntry
-from shoal.store import Migration, connection, migrate, redact
+from shoal.policies.escalation.ledger import LedgerEntry, count_by_label, entry_filters
+from shoal.store import Migration, PostgresTables, connection
 
 __all__ = ["MIGRATIONS", "PostgresLedger"]
 
@@ -38,25 +37,11 @@ CREATE INDEX IF NOT EXISTS shoal_ledger_graph_node ON shoal_ledger (graph, node,
 )
 
 
-class PostgresLedger:
+class PostgresLedger(PostgresTables):
     """:class:`shoal.policies.escalation.LedgerStore` in the Postgres database at ``url``."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._ready = False
-
-    @property
-    def where(self) -> str:
-        return redact(self.url)
-
-    def exists(self) -> bool:
-        return True  # a database is there to ask; an empty ledger reads as empty
-
-    def _migrated(self) -> str:
-        if not self._ready:
-            migrate(self.url, "ledger", MIGRATIONS)
-            self._ready = True
-        return self.url
+    component = "ledger"
+    migrations = MIGRATIONS
 
     def append(self, *, graph: str, node: str, record_id: str, run_id: str, text: str,
                local_label: str | None, local_confidence: float | None, p_wrong: float | None,
@@ -79,18 +64,10 @@ class PostgresLedger:
     def entries(self, *, graph: str | None = None, node: str | None = None,
                 since: float | None = None) -> list[LedgerEntry]:
         """Entries, oldest first, filtered by graph, node and creation time (epoch seconds)."""
-        where: list[str] = []
-        args: list[Any] = []
-        for column, value in (("graph", graph), ("node", node)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                args.append(value)
-        if since is not None:
-            where.append("created >= %s")
-            args.append(since)
-        sql = "SELECT * FROM shoal_ledger" + (" WHERE " + " AND ".join(where) if where else "")
+        where, args = entry_filters(graph=graph, node=node, since=since, mark="%s")
         with connection(self._migrated()) as conn:
-            rows = conn.execute(sql + " ORDER BY created, id", args).fetchall()
+            rows = conn.execute(f"SELECT * FROM shoal_ledger WHERE {where} ORDER BY created, id",
+                                args).fetchall()
         return [LedgerEntry(**row) for row in rows]
 
     def entry(self, entry_id: str) -> LedgerEntry | None:
@@ -110,11 +87,4 @@ class PostgresLedger:
 
     def counts(self, *, graph: str | None = None) -> dict[tuple[str, str, str], int]:
         """(node, label to train on, source) -> entries; ``-`` for no label."""
-        out: dict[tuple[str, str, str], int] = {}
-        for e in self.entries(graph=graph):
-            key = (e.node, e.label or "-", e.source or "-")
-            out[key] = out.get(key, 0) + 1
-        return out
-
-    def close(self) -> None:
-        """Nothing to close: connections belong to the process's pool for this URL."""
+        return count_by_label(self.entries(graph=graph))

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-__all__ = ["Outbox", "OutboxRow", "OutboxStore", "default_outbox_path", "outbox_path"]
+__all__ = ["Outbox", "OutboxRow", "OutboxStore", "default_outbox_path", "outbox_filters",
+           "outbox_path"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS escalations (
@@ -231,19 +232,12 @@ class Outbox(SqliteStore):
 
     def rows(self, *, status: str | None = None, graph: str | None = None,
              unapplied: bool = False) -> list[OutboxRow]:
-        query, args = "SELECT * FROM escalations WHERE 1=1", []
-        if status is not None:
-            query += " AND status=?"
-            args.append(status)
-        if graph is not None:
-            query += " AND graph=?"
-            args.append(graph)
-        if unapplied:
-            query += " AND applied=0"
+        where, args = outbox_filters(status=status, graph=graph, unapplied=unapplied, mark="?")
         with self._lock:
             db = self._db()
             db.row_factory = sqlite3.Row
-            found = db.execute(query + " ORDER BY created", args).fetchall()
+            found = db.execute(f"SELECT * FROM escalations WHERE {where} ORDER BY created",
+                               args).fetchall()
             db.row_factory = None
         return [_row(r) for r in found]
 
@@ -252,6 +246,21 @@ class Outbox(SqliteStore):
             found = self._db().execute(
                 "SELECT status, COUNT(*) FROM escalations GROUP BY status").fetchall()
         return {str(status): int(n) for status, n in found}
+
+
+def outbox_filters(*, status: str | None, graph: str | None, unapplied: bool,
+                   mark: str) -> tuple[str, list[Any]]:
+    """The WHERE clause of :meth:`OutboxStore.rows` and its arguments; ``mark`` is the
+    driver's placeholder (``?`` for sqlite3, ``%s`` for psycopg)."""
+    where: list[str] = ["TRUE"]
+    args: list[Any] = []
+    for column, value in (("status", status), ("graph", graph)):
+        if value is not None:
+            where.append(f"{column} = {mark}")
+            args.append(value)
+    if unapplied:
+        where.append("NOT applied")
+    return " AND ".join(where), args
 
 
 def _row(r: sqlite3.Row) -> OutboxRow:

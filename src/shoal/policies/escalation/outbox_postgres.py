@@ -14,8 +14,8 @@ import time
 import uuid
 from typing import Any
 
-from shoal.policies.escalation.outbox import OutboxRow
-from shoal.store import Migration, connection, migrate, redact
+from shoal.policies.escalation.outbox import OutboxRow, outbox_filters
+from shoal.store import Migration, PostgresTables, connection
 
 __all__ = ["MIGRATIONS", "PostgresOutbox"]
 
@@ -48,26 +48,12 @@ CREATE INDEX IF NOT EXISTS shoal_outbox_graph_created ON shoal_outbox (graph, cr
 """The outbox's schema, step by step (``shoal_schema`` records the step reached)."""
 
 
-class PostgresOutbox:
+class PostgresOutbox(PostgresTables):
     """The outbox in the Postgres database at ``url``; tables created or migrated on first use.
     Safe to share between threads, processes and machines."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._ready = False
-
-    @property
-    def where(self) -> str:
-        return redact(self.url)
-
-    def _migrated(self) -> str:
-        if not self._ready:
-            migrate(self.url, "outbox", MIGRATIONS)
-            self._ready = True
-        return self.url
-
-    def exists(self) -> bool:
-        return True  # a database is there to ask; an empty outbox reads as empty
+    component = "outbox"
+    migrations = MIGRATIONS
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -140,17 +126,10 @@ class PostgresOutbox:
 
     def rows(self, *, status: str | None = None, graph: str | None = None,
              unapplied: bool = False) -> list[OutboxRow]:
-        query, args = "SELECT * FROM shoal_outbox WHERE TRUE", []
-        if status is not None:
-            query += " AND status=%s"
-            args.append(status)
-        if graph is not None:
-            query += " AND graph=%s"
-            args.append(graph)
-        if unapplied:
-            query += " AND NOT applied"
+        where, args = outbox_filters(status=status, graph=graph, unapplied=unapplied, mark="%s")
         with connection(self._migrated()) as conn:
-            found = conn.execute(query + " ORDER BY created, id", args).fetchall()
+            found = conn.execute(f"SELECT * FROM shoal_outbox WHERE {where} ORDER BY created, id",
+                                 args).fetchall()
         return [_row(r) for r in found]
 
     def counts(self) -> dict[str, int]:
@@ -158,9 +137,6 @@ class PostgresOutbox:
             found = conn.execute(
                 "SELECT status, COUNT(*) AS n FROM shoal_outbox GROUP BY status").fetchall()
         return {str(r["status"]): int(r["n"]) for r in found}
-
-    def close(self) -> None:
-        """Nothing to close: connections belong to the process's pool for this URL."""
 
 
 def _row(r: dict[str, Any]) -> OutboxRow:
