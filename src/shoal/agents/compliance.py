@@ -71,7 +71,7 @@ from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, reg
 from shoal.agents.reply_templates import templates_for
 from shoal.errors import PolicyViolation
 from shoal.policies import privacy
-from shoal.policies.audit import AuditCheck, AuditLog, audit_log
+from shoal.policies.audit import AuditCheck, AuditWriter, audit_log
 from shoal.policies.escalation.red_flags import CRISIS_FLAGS, crisis_fired, matcher_for
 from shoal.policies.privacy import (
     builtin_pack_names,
@@ -270,7 +270,7 @@ class ComplianceChecker(Agent):
         self._scan_fn = scan
         path = self.config.audit_log or os.environ.get(AUDIT_ENV) or None
         # Opened now so that a damaged audit file stops the graph from starting at all.
-        self._audit: AuditLog | None = (
+        self._audit: AuditWriter | None = (
             audit_log(Path(path), fsync=self.config.audit_fsync) if path else None)
         limit = self.config.max_identifiers
         if limit is None:
@@ -294,7 +294,7 @@ class ComplianceChecker(Agent):
         return frozenset({PASS, FAIL})
 
     @property
-    def audit(self) -> AuditLog | None:
+    def audit(self) -> AuditWriter | None:
         """The audit log this node writes to, if any."""
         return self._audit
 

@@ -36,7 +36,7 @@ from shoal.models.kinds import (
 )
 from shoal.models.router import load_router
 from shoal.models.specs import boundary_of, egress_of
-from shoal.policies.audit import AuditLog, audit_log
+from shoal.policies.audit import AuditWriter, audit_log
 from shoal.policies.escalation import UNMASKABLE_AGENTS, RemoteGuard, resolve_rules
 from shoal.policies.privacy import builtin_pack_names
 from shoal.yaml_source import Loc, Problem, validation_problems
@@ -481,7 +481,7 @@ def bind_guards(spec: GraphSpec, runners: Mapping[str, NodeRunner]) -> list[Remo
                       getattr(runner.agent, "model", None)):
             if isinstance(model, RemoteGuard) and model.model in spec.models:
                 guards[id(model)] = model
-    audit: AuditLog | None = None
+    audit: AuditWriter | None = None
     for guard in guards.values():
         entry = spec.models[guard.model]
         boundary = boundary_of(entry)

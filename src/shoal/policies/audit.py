@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.errors import PolicyViolation
+from shoal.store import Migration, PostgresTables, connection, state_url
 
 if sys.platform != "win32":  # advisory locks between processes; Windows gets the thread lock only
     import fcntl
@@ -54,6 +55,8 @@ __all__ = [
     "GENESIS",
     "AuditCheck",
     "AuditLog",
+    "AuditWriter",
+    "PostgresAuditLog",
     "VerifyReport",
     "audit_log",
     "record_hash",
@@ -198,14 +201,8 @@ class AuditLog:
         checks: Sequence[AuditCheck] = (),
     ) -> dict[str, Any]:
         """Append one decision and return the record as written. Blocks for the fsync."""
-        body: dict[str, Any] = {
-            "run_id": _checked_name("run_id", run_id, _ID),
-            "record_id": _checked_name("record_id", record_id, _ID),
-            "node": _checked_name("node", node),
-            "agent": _checked_name("agent", agent),
-            "decision": _checked_name("decision", decision),
-            "checks": _checked_checks(checks),
-        }
+        body = _body(run_id=run_id, record_id=record_id, node=node, agent=agent,
+                     decision=decision, checks=checks)
         with self._lock:
             if self._fd < 0:
                 raise ValueError("audit log is closed")
@@ -278,6 +275,92 @@ class AuditLog:
         self._seq, self._head = seq, head
 
 
+def _body(*, run_id: str, record_id: str, node: str, agent: str, decision: str,
+          checks: Sequence[AuditCheck]) -> dict[str, Any]:
+    """A record's fields, each checked against its narrow pattern (no free text)."""
+    return {
+        "run_id": _checked_name("run_id", run_id, _ID),
+        "record_id": _checked_name("record_id", record_id, _ID),
+        "node": _checked_name("node", node),
+        "agent": _checked_name("agent", agent),
+        "decision": _checked_name("decision", decision),
+        "checks": _checked_checks(checks),
+    }
+
+
+AUDIT_MIGRATIONS = (
+    Migration(1, """
+CREATE TABLE IF NOT EXISTS shoal_audit (
+    seq BIGINT PRIMARY KEY,
+    line TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"""),
+)
+
+
+class PostgresAuditLog(PostgresTables):
+    """The audit chain in the Postgres database of ``SHOAL_DB``: one chain for every process and
+    machine. The same records, hashes and rules as the file (each row is one canonical line);
+    one writer at a time, under an advisory lock held for the transaction that reads the head
+    and inserts the next record, so the chain never forks. ``shoal audit verify`` checks it."""
+
+    component = "audit"
+    migrations = AUDIT_MIGRATIONS
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._seq = 0
+        self._head = GENESIS
+
+    @property
+    def head(self) -> str:
+        """The hash of the last record this process wrote (``GENESIS`` before any)."""
+        return self._head
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def append(self, *, run_id: str, record_id: str, node: str, agent: str, decision: str,
+               checks: Sequence[AuditCheck] = ()) -> dict[str, Any]:
+        """Append one decision at the head of the shared chain; the record as written."""
+        body = _body(run_id=run_id, record_id=record_id, node=node, agent=agent,
+                     decision=decision, checks=checks)
+        with connection(self._migrated()) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('shoal-audit'))")
+            last = conn.execute("SELECT seq, hash FROM shoal_audit ORDER BY seq DESC LIMIT 1"
+                                ).fetchone()
+            seq, prev = (int(last["seq"]), str(last["hash"])) if last else (0, GENESIS)
+            record = {"seq": seq + 1,
+                      "ts": datetime.now(UTC).isoformat(timespec="microseconds"),
+                      **body, "prev_hash": prev}
+            record["hash"] = record_hash(record)
+            conn.execute("INSERT INTO shoal_audit (seq, line, hash) VALUES (%s, %s, %s)",
+                         (record["seq"], canonical(record), record["hash"]))
+        self._seq, self._head = record["seq"], record["hash"]
+        return record
+
+    async def aappend(self, *, run_id: str, record_id: str, node: str, agent: str,
+                      decision: str, checks: Sequence[AuditCheck] = ()) -> dict[str, Any]:
+        """:meth:`append` in a worker thread: the round trip does not stall the event loop."""
+        return await asyncio.to_thread(self.append, run_id=run_id, record_id=record_id,
+                                       node=node, agent=agent, decision=decision, checks=checks)
+
+    def export(self, path: str | Path) -> int:
+        """Write the whole chain to ``path`` as the JSONL a file log would hold (for
+        :func:`verify` and for archiving); the number of records."""
+        with connection(self._migrated()) as conn:
+            lines = [str(r["line"]) for r in conn.execute(
+                "SELECT line FROM shoal_audit ORDER BY seq")]
+        Path(path).write_text("".join(line + "\n" for line in lines), encoding="ascii")
+        return len(lines)
+
+
+AuditWriter = AuditLog | PostgresAuditLog
+"""What :func:`audit_log` returns: the file, or the shared chain in Postgres."""
+
+
 def _last_line(fd: int) -> tuple[int, bytes | None]:
     """(file size, its last complete line without the newline) — None if empty or cut off.
 
@@ -306,9 +389,13 @@ _logs: dict[tuple[str, bool], AuditLog] = {}
 _logs_lock = threading.Lock()
 
 
-def audit_log(path: str | Path, *, fsync: bool = True) -> AuditLog:
+def audit_log(path: str | Path, *, fsync: bool = True) -> AuditWriter:
     """The process's :class:`AuditLog` for ``path`` (one per file, so every node writing to the
-    same file shares one lock and one chain head)."""
+    same file shares one lock and one chain head); with ``$SHOAL_DB``, the one chain in that
+    Postgres database (:class:`PostgresAuditLog`) instead, wherever the file would have been."""
+    url = state_url()
+    if url is not None:
+        return PostgresAuditLog(url)
     key = (str(Path(path).resolve()), fsync)
     with _logs_lock:
         log = _logs.get(key)

@@ -42,7 +42,7 @@ from shoal.errors import (
 from shoal.models.base import Generation, JsonGeneration, JsonSchema, Message
 from shoal.models.specs import Boundary, EgressSpec, IndependentCheck, Price
 from shoal.observability.logging import get_logger
-from shoal.policies.audit import AuditCheck, AuditLog
+from shoal.policies.audit import AuditCheck, AuditWriter
 from shoal.policies.escalation.budget import Budget, Ticket, estimate_tokens
 from shoal.policies.escalation.circuit import CircuitBreaker, CircuitOpen
 from shoal.policies.privacy import scan_outbound
@@ -99,7 +99,7 @@ class RemoteGuard:
         circuit: CircuitBreaker | None = None,
         boundary: Boundary = "outside",
         egress: EgressSpec | None = None,
-        audit: AuditLog | None = None,
+        audit: AuditWriter | None = None,
     ) -> None:
         self.inner = inner
         self.circuit = circuit
@@ -113,13 +113,13 @@ class RemoteGuard:
         self.answer_length = _AnswerLength()
         self.boundary: Boundary = "outside"
         self.independent_check: IndependentCheck = "block"
-        self.audit: AuditLog | None = None
+        self.audit: AuditWriter | None = None
         self._allow: tuple[str, ...] = ()
         self._second: SecondDetector | None = None
         self.configure(boundary=boundary, egress=egress, audit=audit)
 
     def configure(self, *, boundary: Boundary, egress: EgressSpec | None,
-                  audit: AuditLog | None) -> None:
+                  audit: AuditWriter | None) -> None:
         """Take the model entry's ``boundary`` and ``egress`` settings, and the audit log that
         records calls to a model inside the boundary (the graph's compiler binds them)."""
         egress = egress if egress is not None else EgressSpec()
