@@ -34,11 +34,12 @@ def audit_verify(
         if url is None:
             _fail("give an audit log file, or set SHOAL_DB to verify the chain in Postgres")
             raise typer.Exit(2)
+        chain = PostgresAuditLog(url)
         with tempfile.TemporaryDirectory(prefix="shoal-audit-") as tmp:
             exported = Path(tmp) / "audit.jsonl"
-            PostgresAuditLog(url).export(exported)
+            chain.export(exported)
             report = verify(exported, expect_head=expect_head)
-        shown = str(report).replace(str(exported), PostgresAuditLog(url).where)
+        shown = str(report).replace(str(exported), chain.where)
         if report.ok:
             typer.echo(shown)
             return

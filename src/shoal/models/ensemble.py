@@ -44,6 +44,7 @@ from shoal.models.batching import BatchSettings, MicroBatcher
 from shoal.models.onnx import (
     KIND_ENSEMBLE,
     _as_dicts,
+    _batcher,
     _check_labels,
     _check_width,
     _map_errors,
@@ -150,10 +151,8 @@ class EnsembleClassifier:
         path, backend = self.path, self.name
         self._runtime = pool.shared(
             key, lambda: _EnsembleRuntime(data, labels, members, dim, path, backend, ort))
-        settings = batch or BatchSettings()
-        self.batcher: MicroBatcher[tuple[str, NDArray[np.float32]], Signals] = pool.shared(
-            ("batcher", *key, settings),
-            lambda: MicroBatcher(self._rows, backend=backend, settings=settings))
+        self.batcher: MicroBatcher[tuple[str, NDArray[np.float32]], Signals] = _batcher(
+            key, self._rows, backend, batch)
 
     def _rows(self, rows: list[tuple[str, NDArray[np.float32]]]) -> list[Signals]:
         signals = self.predict([text for text, _ in rows], np.stack([v for _, v in rows]))

@@ -37,8 +37,8 @@ from shoal.models.specs import (
     OnnxClassifierModelSpec,
     OnnxEmbedderModelSpec,
     OpenAIModelSpec,
-    OrtSettings,
     PluginModelSpec,
+    ort_settings,
     resolve_path,
 )
 
@@ -123,7 +123,7 @@ def _build_onnx_classifier(spec: OnnxClassifierModelSpec, base_dir: Path | None)
     # text-embedding-ensemble (registered by the import of shoal.models.ensemble above, which
     # `import shoal.models` always runs).
     return load_classifier(resolve_path(spec.path, base_dir), batch=spec.batch,
-                           ort=OrtSettings(threads=spec.threads, providers=tuple(spec.providers)))
+                           ort=ort_settings(spec))
 
 
 def _build_openai(spec: OpenAIModelSpec, base_dir: Path | None) -> Backend:

@@ -48,7 +48,13 @@ from shoal.errors import BackendError, BackendTimeout, ShoalError
 from shoal.models import catalog, pool
 from shoal.models.base import Signals
 from shoal.models.batching import BatchSettings, MicroBatcher
-from shoal.models.specs import DEFAULT_ORT, OnnxEmbedderModelSpec, OrtSettings, resolve_path
+from shoal.models.specs import (
+    DEFAULT_ORT,
+    OnnxEmbedderModelSpec,
+    OrtSettings,
+    ort_settings,
+    resolve_path,
+)
 from shoal.observability.logging import get_logger
 
 if TYPE_CHECKING:
@@ -607,7 +613,7 @@ class OnnxEmbedder:
     @classmethod
     def from_spec(cls, spec: OnnxEmbedderModelSpec, base_dir: Path | None = None) -> OnnxEmbedder:
         """From a graph's ``kind: onnx-embedder`` entry; a path is relative to the YAML file."""
-        ort = OrtSettings(threads=spec.threads, providers=tuple(spec.providers))
+        ort = ort_settings(spec)
         if spec.model is not None:
             return cls(model=spec.model, batch=spec.batch, ort=ort)
         assert spec.path is not None  # the spec's validator requires path or model

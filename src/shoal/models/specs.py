@@ -113,6 +113,11 @@ class OnnxClassifierModelSpec(_Strict):
     onnxruntime lacks falls back to the CPU with a ``gpu_unavailable`` warning event."""
 
 
+def ort_settings(spec: OnnxClassifierModelSpec | OnnxEmbedderModelSpec) -> OrtSettings:
+    """The ONNX Runtime settings an ONNX model's YAML entry asks for."""
+    return OrtSettings(threads=spec.threads, providers=tuple(spec.providers))
+
+
 class OnnxEmbedderModelSpec(_Strict):
     """A sentence embedder in ONNX: a file path, or an embedded catalog name."""
 
