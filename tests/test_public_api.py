@@ -10,7 +10,8 @@ import pytest
 
 import shoal
 
-PUBLIC_MODULES = ["shoal", "shoal.agents", "shoal.graphs", "shoal.models", "shoal.observability",
+PUBLIC_MODULES = ["shoal", "shoal.agents", "shoal.engines", "shoal.graphs", "shoal.models",
+                  "shoal.observability",
                   "shoal.policies.escalation", "shoal.policies.privacy",
                   "shoal.policies.replies"]
 

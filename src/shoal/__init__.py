@@ -6,6 +6,7 @@
 """
 
 from shoal.agents import Agent, AgentConfig, AgentContext, AgentResult, agent
+from shoal.engines import RayOptions, run_on_ray
 from shoal.errors import (
     AgentError,
     BackendError,
@@ -59,6 +60,7 @@ __all__ = [
     "NodeTrace",
     "OutputValidationError",
     "PolicyViolation",
+    "RayOptions",
     "Record",
     "RouteEdge",
     "RunResult",
@@ -70,4 +72,5 @@ __all__ = [
     "agent",
     "configure_logging",
     "load_graph",
+    "run_on_ray",
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class ErrorCode(StrEnum):
@@ -52,6 +53,19 @@ class ShoalError(Exception):
         self.message = message
         if code is not None:
             self.code = code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (a Ray worker's answer, a subprocess's result): the
+        # subclasses' keyword-only constructors would break pickle's default, which calls
+        # ``cls(*args)``; the instance is rebuilt from its attributes instead.
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild(cls: type[ShoalError], args: tuple[Any, ...], state: dict[str, Any]) -> ShoalError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("fastapi", "uvicorn", "prometheus_client"),
     "train": ("sklearn", "skl2onnx", "onnx"),
     "postgres": ("psycopg", "psycopg_pool"),
+    "ray": ("ray",),
 }
 """Extra -> the modules it installs that shoal imports."""
 

@@ -4,7 +4,6 @@ many drains run at the same time, and nothing queued is lost."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from shoal.policies.escalation import (
 )
 from shoal.store import migrate
 from shoal.store.postgres import Migration
+from tests.conformance.threads import together
 
 Factory = Callable[[], OutboxStore]
 
@@ -33,14 +33,6 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
     url = request.getfixturevalue("postgres_url")
     return lambda: PostgresOutbox(url)
 
-
-def _together(target: Callable[[int], None], n: int) -> None:
-    """``target(0)`` ... ``target(n - 1)`` in threads at the same time; back when all are done."""
-    threads = [threading.Thread(target=target, args=(k,)) for k in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
 
 
 def _put(box: OutboxStore, record: str = "r1", graph: str = "g") -> str:
@@ -114,7 +106,7 @@ def test_concurrent_drains_claim_each_row_once(make: Factory) -> None:
         order = ids if k % 2 == 0 else list(reversed(ids))
         won[k] = [esc for esc in order if mine.claim(esc)]
 
-    _together(drain, 4)
+    together(drain, 4)
     claimed = [esc for part in won for esc in part]
     assert sorted(claimed) == sorted(ids)  # every row once: none twice, none lost
     assert box.counts() == {"in_flight": 40}
@@ -133,7 +125,7 @@ def test_skip_locked_hands_every_row_to_one_worker(postgres_url: str) -> None:
         while batch := mine.claim_next(graph="g", limit=4):
             got[k].extend(r.id for r in batch)
 
-    _together(worker, 3)
+    together(worker, 3)
     handed = [esc for part in got for esc in part]
     assert sorted(handed) == sorted(ids)
     assert box.claim_next() == []

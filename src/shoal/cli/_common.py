@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -22,28 +24,31 @@ def _fail(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _load(path: Path) -> Graph:
+@contextlib.contextmanager
+def _graph_errors(path: Path) -> Iterator[None]:
+    """Exit 2 for a graph file that cannot run: each problem as ``FILE:LINE:COL`` and their
+    count, or the one error (a model that cannot be loaded) after the file's name."""
     try:
-        return Graph.from_yaml(path)
+        yield
     except SpecError as exc:
         for issue in exc.issues:
             _fail(str(issue))
         _fail(f"{len(exc.issues)} error(s)")
         raise typer.Exit(2) from None
-    except ShoalError as exc:  # a model that cannot be loaded
+    except ShoalError as exc:
         _fail(f"{path}: {exc.message}")
         raise typer.Exit(2) from None
 
 
+def _load(path: Path) -> Graph:
+    with _graph_errors(path):
+        return Graph.from_yaml(path)
+
+
 def _spec_and_store(path: Path) -> tuple[GraphSpec, Path]:
     """The checked graph spec and where its outbox and ledger are; no model is loaded."""
-    try:
+    with _graph_errors(path):
         spec, _ = load_spec(path)
-    except SpecError as exc:
-        for issue in exc.issues:
-            _fail(str(issue))
-        _fail(f"{len(exc.issues)} error(s)")
-        raise typer.Exit(2) from None
     configured = spec.escalation.outbox if spec.escalation is not None else None
     return spec, outbox_path(configured, path.parent)
 

@@ -10,13 +10,14 @@ written, so a killed run leaves a prefix of the results plus at most one cut-off
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +25,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from shoal.engines import RayOptions, connect, disconnect, run_on_ray
 from shoal.errors import ErrorCode, ShoalError
 from shoal.graphs.report import Summary, render_summary, summarize_file
 from shoal.graphs.results import ErrorInfo, Record, RunResult
@@ -279,24 +281,64 @@ def write_one(result: RunResult, output: Path | None) -> None:
         output.write_text(line, encoding="utf-8")
 
 
+Engine = Callable[[Iterator[tuple[int, Record]]], AsyncIterator[tuple[int, RunResult]]]
+"""Runs ``(index, record)`` pairs and yields ``(index, result)`` as each finishes."""
+
+
+def local_engine(graph: Graph, concurrency: int) -> Engine:
+    """This process: :meth:`Graph.astream_batch` with at most ``concurrency`` runs at once."""
+
+    async def run(items: Iterator[tuple[int, Record]]) -> AsyncIterator[tuple[int, RunResult]]:
+        index_of: dict[str, int] = {}
+
+        async def records() -> AsyncIterator[Record]:
+            for index, record in items:
+                index_of[record.id] = index
+                yield record
+
+        async for result in graph.astream_batch(records(), concurrency=concurrency):
+            yield index_of.pop(result.id), result
+
+    return run
+
+
+def ray_engine(graph_path: Path, options: RayOptions) -> Engine:
+    """A Ray Data pipeline (:func:`shoal.engines.run_on_ray`), driven from a thread so the event
+    loop (and the progress bar) keep going while Ray works."""
+
+    async def run(items: Iterator[tuple[int, Record]]) -> AsyncIterator[tuple[int, RunResult]]:
+        started = connect(options)  # here, in the main thread: Ray sets signal handlers
+        results = run_on_ray(graph_path, items, options)
+        end = object()
+        try:
+            while (item := await asyncio.to_thread(next, results, end)) is not end:
+                yield item  # type: ignore[misc]
+        finally:
+            await asyncio.to_thread(results.close)
+            if started:
+                disconnect()
+
+    return run
+
+
 async def run_file(
-    graph: Graph,
+    name: str,
+    engine: Engine,
     path: Path,
     output: Path | None,
     *,
-    concurrency: int,
     show_progress: bool,
     console: Console,
     done: Done | None = None,
 ) -> int:
-    """Run every line of ``path``; return how many records ended in ``error``.
+    """Run every line of ``path`` on ``engine`` (graph ``name``); return how many records ended
+    in ``error``.
 
     With ``done`` (from :func:`read_done` on ``output``) the run resumes: ``output`` is cut to
     its last complete line, only the inputs without a result there run, and their results are
     appended in input order; the count and the summary then cover the whole file.
     """
     summary = Summary()
-    index_of: dict[str, int] = {}
     pending_bad: list[tuple[int, RunResult]] = []
     if done is None:
         total = count_lines(path)
@@ -315,14 +357,13 @@ async def run_file(
         if done.lines > matched:
             note(f"note: {done.lines - matched} result(s) in {output} match no line of {path}")
 
-    async def runnable() -> AsyncIterator[Record]:
+    def runnable() -> Iterator[tuple[int, Record]]:
         for i, item in enumerate(_left_to_run(path, done)):
             if isinstance(item, BadLine):
                 _log_bad(item)
                 pending_bad.append((i, item.result))
                 continue
-            index_of[item.id] = i
-            yield item
+            yield i, item
 
     out: IO[str]
     if output is None:
@@ -340,17 +381,17 @@ async def run_file(
     )
     try:
         with progress:
-            task = progress.add_task(graph.name, total=total)
+            task = progress.add_task(name, total=total)
 
             def finished(index: int, result: RunResult) -> None:
                 summary.add(result)
                 writer.put(index, result)
                 progress.advance(task)
 
-            async for result in graph.astream_batch(runnable(), concurrency=concurrency):
+            async for index, result in engine(runnable()):
                 while pending_bad:
                     finished(*pending_bad.pop(0))
-                finished(index_of.pop(result.id), result)
+                finished(index, result)
             while pending_bad:
                 finished(*pending_bad.pop(0))
     finally:
@@ -361,9 +402,9 @@ async def run_file(
     flush_repeats()
     if done is not None and output is not None:
         summary = summarize_file(output)
-        render_summary(summary, console, title=f"{graph.name}: {path.name} (resumed)")
+        render_summary(summary, console, title=f"{name}: {path.name} (resumed)")
     else:
-        render_summary(summary, console, title=f"{graph.name}: {path.name}")
+        render_summary(summary, console, title=f"{name}: {path.name}")
     if output is not None:
         console.print(f"results: {output}", markup=False, highlight=False)
     return summary.statuses.get("error", 0)

@@ -21,7 +21,7 @@ from shoal.errors import BackendError, ShoalError
 from shoal.graphs.results import RunResult
 from shoal.graphs.runtime import Graph
 from shoal.observability.logging import get_logger
-from shoal.policies.escalation import OutboxRow, OutboxStore, ask_planner
+from shoal.policies.escalation import CircuitOpen, OutboxRow, OutboxStore, ask_planner
 
 _log = get_logger()
 MAX_ATTEMPTS = 4
@@ -55,6 +55,14 @@ async def send_pending(graph: Graph, outbox: OutboxStore, report: DrainReport) -
                                       text=row.text, draft=row.draft, labels=row.labels,
                                       max_tokens=row.max_tokens,
                                       timeout_s=graph.escalator.timeout_s)
+        except CircuitOpen as exc:
+            # Nothing was sent: recent failures (this process's, or with SHOAL_DB any
+            # process's) opened the planner's circuit. Not an attempt of this row's.
+            outbox.release(row.id, f"{exc.code}: {exc.message[:200]}", attempted=False)
+            report.stop_reason = (f"the planner's circuit is open after recent failures; next "
+                                  f"probe in {max(0.0, exc.retry_in_s):.0f} s: drain again "
+                                  "then; the rest stay queued")
+            break
         except BackendError as exc:
             outbox.release(row.id, f"{exc.code}: {exc.message[:200]}")
             report.failed += 1

@@ -2,8 +2,9 @@
 the learning loop from the command line (:mod:`shoal.learning`).
 
 Each reads the graph file (no model of the graph is loaded, only the node's own versions) and the
-graph's store (outbox, ledger and model registry in one SQLite file). A running ``shoal serve``
-follows promotions, rollbacks and shadow changes without a restart.
+graph's store (outbox, ledger and model registry in one SQLite file, or in the Postgres database
+of ``$SHOAL_DB``). A running ``shoal serve`` follows promotions, rollbacks and shadow changes
+without a restart.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from shoal.learning import (
 )
 from shoal.policies.escalation import (
     BASE_VERSION,
-    SqliteModelRegistry,
     open_ledger,
+    open_registry,
     review_audit_path,
 )
 
@@ -106,7 +107,7 @@ def learn_command(
         raise typer.Exit(2) from None
     evaluation = _read(graph_path, setup, setup.eval_path(), "eval")
     out = output or graph_path.parent / "models" / node
-    registry, ledger = SqliteModelRegistry(store), open_ledger(store)
+    registry, ledger = open_registry(store), open_ledger(store)
     with Progress(console=_err, transient=True) as progress:
         task = progress.add_task("learning", total=None)
         try:
@@ -142,10 +143,10 @@ def versions_command(
     """The learned versions of the graph's nodes: lineage, frozen-split numbers, which one is
     the champion and which one shadows it."""
     spec, store = _spec_and_store(graph_path)
-    if not store.is_file():
+    registry = open_registry(store)
+    if not registry.exists():
         typer.echo(f"{store}: no store yet (every node runs {BASE_VERSION})")
         return
-    registry = SqliteModelRegistry(store)
     table = Table(title=f"model versions of {spec.name}", title_justify="left")
     for col in ("node", "version", "parent", "created", "rows (base/planner/human)",
                 "accuracy", "share", "critical recall", "status"):
@@ -180,7 +181,7 @@ def shadow_start(
     """Run VERSION beside the node's champion from now on (a running shoal serve follows)."""
     setup, store = _setup(graph_path, node)
     try:
-        start_shadow(setup, version, registry=SqliteModelRegistry(store))
+        start_shadow(setup, version, registry=open_registry(store))
     except ShoalError as exc:
         _fail(f"{graph_path}: {exc.message}")
         raise typer.Exit(2) from None
@@ -192,7 +193,7 @@ def shadow_start(
 def shadow_stop(graph_path: _GRAPH, node: _NODE) -> None:
     """Stop the node's shadow."""
     setup, store = _setup(graph_path, node)
-    stopped = stop_shadow(setup, registry=SqliteModelRegistry(store))
+    stopped = stop_shadow(setup, registry=open_registry(store))
     typer.echo(f"{node}: " + (f"{stopped} no longer shadows" if stopped else "had no shadow"))
 
 
@@ -205,7 +206,7 @@ def shadow_report(
     """Agreement of shadow and champion, and each one's accuracy on the shadowed records a
     planner or a person labelled."""
     setup, store = _setup(graph_path, node)
-    registry = SqliteModelRegistry(store)
+    registry = open_registry(store)
     which = version or registry.shadow(setup.graph, node)
     if which is None:
         _fail(f"{graph_path}: node {node!r} has no shadow; name one with --version")
@@ -233,7 +234,7 @@ def promote_command(
     evaluation = _read(graph_path, setup, setup.eval_path(), "eval")
     try:
         done = promote(setup, version, evaluation=evaluation,
-                       registry=SqliteModelRegistry(store), ledger=open_ledger(store),
+                       registry=open_registry(store), ledger=open_ledger(store),
                        audit_path=review_audit_path(store, audit))
     except ShoalError as exc:
         _fail(f"{graph_path}: {exc.message}")
@@ -252,7 +253,7 @@ def rollback_command(graph_path: _GRAPH, node: _NODE, audit: _AUDIT = None) -> N
     """Make the champion before the current one the champion again."""
     setup, store = _setup(graph_path, node)
     try:
-        current, previous = rollback(setup, registry=SqliteModelRegistry(store),
+        current, previous = rollback(setup, registry=open_registry(store),
                                      audit_path=review_audit_path(store, audit))
     except ShoalError as exc:
         _fail(f"{graph_path}: {exc.message}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, TextIO
@@ -12,7 +13,7 @@ from typing import Annotated, TextIO
 import typer
 from rich.console import Console
 
-from shoal.cli._common import _err, _fail, _load
+from shoal.cli._common import _err, _fail, _graph_errors, _load
 from shoal.errors import ShoalError, SpecError
 from shoal.graphs.runtime import DEFAULT_CONCURRENCY, Graph
 from shoal.observability.logging import configure_cli_logging, flush_repeats
@@ -71,20 +72,49 @@ def run(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Finish an interrupted --input run: keep the results already in "
                          "--output, run only the rest and append them.")] = False,
+    engine: Annotated[str, typer.Option(
+        help="local: this process. ray: a Ray Data pipeline of graph actors (--input only; "
+             "needs the extra [ray]).")] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="With --engine ray: the Ray cluster to join (host:6379 or ray://host:10001); "
+             "default: start a local Ray for this run.")] = None,
+    workers: Annotated[int, typer.Option(
+        min=1, help="With --engine ray: graph actors, each loading every model once and "
+                    "reserving --cpus-per-worker CPUs.")] = 1,
+    cpus_per_worker: Annotated[float, typer.Option(
+        min=0.01, help="With --engine ray: CPUs each graph actor reserves; its model threads "
+                       "are pinned to as many.")] = 1.0,
+    planner_concurrency: Annotated[int, typer.Option(
+        min=1, help="With --engine ray: planner calls in flight at once, for all the actors "
+                    "together.")] = 2,
 ) -> None:
     """Run a graph on one text or a JSONL file; write one JSON result line per input."""
     if (text is None) == (input_path is None):
         _fail("give exactly one of --text or --input")
+        raise typer.Exit(2)
+    if engine not in {"local", "ray"}:
+        _fail(f"unknown engine {engine!r}: local or ray")
+        raise typer.Exit(2)
+    if engine == "local" and (address is not None or workers != 1 or cpus_per_worker != 1.0
+                              or planner_concurrency != 2):
+        _fail("--address, --workers, --cpus-per-worker and --planner-concurrency need "
+              "--engine ray")
+        raise typer.Exit(2)
+    if engine == "ray" and input_path is None:
+        _fail("--engine ray runs --input files; a single --text runs locally")
         raise typer.Exit(2)
     if input_path is not None and not input_path.is_file():
         _fail(f"{input_path}: no such file")
         raise typer.Exit(2)
     from shoal.cli.batch import (  # startup: batches load only when `shoal run` runs
         Done,
+        local_engine,
+        ray_engine,
         read_done,
         run_file,
         write_one,
     )
+    from shoal.engines import RayOptions, load_checked
 
     done: Done | None = None
     if resume:
@@ -113,15 +143,34 @@ def run(
         # A log file is for programs: every event, in full. On stderr a planner outage would
         # print a warning per retry between the progress bar's updates.
         configure_cli_logging(level, stream=log_stream, summarise=log_file is None)
-        graph = _load(graph_path)
-        if text is not None:
-            result = asyncio.run(graph.arun(text))
-            write_one(result, output)
-            errors = int(result.status == "error")
-        else:
+        if engine == "ray":
             assert input_path is not None
-            errors = asyncio.run(run_file(graph, input_path, output, concurrency=concurrency,
-                                          show_progress=progress, console=_err, done=done))
+            with _graph_errors(graph_path):  # checked here: the actors load the models
+                name = load_checked(graph_path)[0].name
+            # Ray's notes (token authentication, deprecations) would print between the
+            # progress bar and the report: the command's stderr shows Ray's errors only.
+            options = RayOptions(address=address, workers=workers,
+                                 cpus_per_worker=cpus_per_worker, concurrency=concurrency,
+                                 planner_concurrency=planner_concurrency,
+                                 ray_log_level=logging.ERROR)
+            try:
+                errors = asyncio.run(run_file(
+                    name, ray_engine(graph_path, options), input_path, output,
+                    show_progress=progress, console=_err, done=done))
+            except ShoalError as exc:
+                _fail(f"{graph_path}: {exc.message}")
+                raise typer.Exit(1) from None
+        else:
+            graph = _load(graph_path)
+            if text is not None:
+                result = asyncio.run(graph.arun(text))
+                write_one(result, output)
+                errors = int(result.status == "error")
+            else:
+                assert input_path is not None
+                errors = asyncio.run(run_file(
+                    graph.name, local_engine(graph, concurrency), input_path, output,
+                    show_progress=progress, console=_err, done=done))
     finally:
         flush_repeats()
         if log_file is not None:
@@ -165,3 +214,4 @@ def report(
         render_summary(summary, Console(), title=f"report: {results}")
     if summary.unreadable:
         raise typer.Exit(1)
+

@@ -35,15 +35,16 @@ from shoal.policies.escalation import (
     BASE_VERSION,
     Budget,
     BudgetSpec,
-    CircuitBreaker,
     Escalator,
+    ModelRegistry,
     ModelVersion,
     NodeRule,
     RemoteGuard,
-    SqliteModelRegistry,
     open_budget,
+    open_circuit,
     open_ledger,
     open_outbox,
+    open_registry,
     outbox_path,
     resolve_rules,
     version_rule,
@@ -116,12 +117,14 @@ class Graph:
                                        timeout_s=spec.escalation.timeout_s,
                                        outbox=open_outbox(self.outbox_path),
                                        ledger=open_ledger(self.outbox_path), graph=spec.name)
-        self._registry: SqliteModelRegistry | None = None
+        self._registry: ModelRegistry | None = None
         self._registry_state = 0
-        if self.learnable_nodes and self.outbox_path.is_file():
-            # Only an existing store can hold promotions: a graph never creates one to look.
-            self._registry = SqliteModelRegistry(self.outbox_path)
-            self._registry_state = self._registry.state(spec.name)
+        if self.learnable_nodes:
+            registry = open_registry(self.outbox_path)
+            # Only an existing store can hold promotions: a graph never creates a file to look.
+            if registry.exists():
+                self._registry = registry
+                self._registry_state = registry.state(spec.name)
         self._runners: dict[str, NodeRunner] = {}
         self._compiled: Compiled = compile_spec(spec, self._runner)
         self._recursion_limit = 2 * len(spec.nodes) + 10
@@ -161,7 +164,7 @@ class Graph:
         row = self._registry.version(self.spec.name, name, version)
         if row is None:
             raise BackendError(f"node {name!r}: version {version!r} is not in the store "
-                               f"{self.outbox_path}", backend=node.model)
+                               f"{self._registry.where}", backend=node.model)
         spec = self.spec.models[node.model]
         assert isinstance(spec, OnnxClassifierModelSpec)
         try:
@@ -177,9 +180,12 @@ class Graph:
         changed now run it, from their next call on. One small query when nothing changed;
         blocking (a new version's file is loaded): call it off the event loop."""
         if self._registry is None:
-            if not self.learnable_nodes or not self.outbox_path.is_file():
+            if not self.learnable_nodes:
                 return []
-            self._registry = SqliteModelRegistry(self.outbox_path)
+            registry = open_registry(self.outbox_path)
+            if not registry.exists():
+                return []
+            self._registry = registry
         state = self._registry.state(self.spec.name)
         if state == self._registry_state:
             return []
@@ -523,9 +529,14 @@ def _build_models(
         except ShoalError as exc:
             raise BackendError(f"model {name!r}: {exc.message}", backend=name) from exc
         if is_remote(model_spec) and not isinstance(model, RemoteGuard):
-            breaker = CircuitBreaker(f"{spec.name}:{name}",
-                                     failures=getattr(model_spec, "circuit_failures", 5),
-                                     cooldown_s=getattr(model_spec, "circuit_cooldown_s", 30.0))
+            # Shared by every process of the graph with $SHOAL_DB. A shared probe may be out
+            # as long as the model's client can spend on one call (every attempt timing out)
+            # before another process may probe.
+            breaker = open_circuit(
+                f"{spec.name}:{name}", failures=getattr(model_spec, "circuit_failures", 5),
+                cooldown_s=getattr(model_spec, "circuit_cooldown_s", 30.0),
+                probe_lease_s=getattr(model_spec, "timeout_s", 30.0)
+                * (1 + getattr(model_spec, "max_retries", 0)))
             model = RemoteGuard(model, model=name, pack=pack,
                                 price=getattr(model_spec, "price", None), budget=budget,
                                 circuit=breaker)

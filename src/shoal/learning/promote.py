@@ -22,6 +22,7 @@ from shoal.learning.learn import NodeSetup
 from shoal.learning.shadow import ShadowStats, shadow_stats
 from shoal.policies.audit import AuditCheck, audit_log
 from shoal.policies.escalation import BASE_VERSION, LedgerStore, ModelRegistry
+from shoal.policies.escalation.model_registry import check_expected
 
 __all__ = ["Promotion", "promote", "rollback", "start_shadow", "stop_shadow"]
 
@@ -52,12 +53,15 @@ def _audit(path: Path, setup: NodeSetup, action: str, decision: str,
 def promote(setup: NodeSetup, version: str, *, evaluation: NodeData, registry: ModelRegistry,
             ledger: LedgerStore, audit_path: Path) -> Promotion:
     """Judge ``version`` against the node's champion; make it the champion if the gate
-    passes. LearningError for an unknown version, the champion itself, or a changed split."""
+    passes. LearningError for an unknown version, the champion itself, a changed split, or a
+    champion that changed while the candidate was judged (another promotion or rollback)."""
     row = registry.version(setup.graph, setup.node, version)
     if row is None:
         raise LearningError(f"node {setup.node!r} has no version {version!r} (see "
                             "`shoal versions`)")
-    champion = registry.champion(setup.graph, setup.node)
+    # The stack as judged: the promotion is recorded only if no one changed it meanwhile.
+    stack = registry.champions(setup.graph).get(setup.node, [BASE_VERSION])
+    champion = stack[-1]
     if version == champion:
         raise LearningError(f"{version} is already the champion of {setup.node!r}")
     frozen = row.lineage.get("eval", {}).get("sha256")
@@ -79,11 +83,17 @@ def promote(setup: NodeSetup, version: str, *, evaluation: NodeData, registry: M
     # Audit decisions are names (no free text): promote:v2:over:v1, refuse:v2:keep:v1.
     decision = f"promote:{version}:over:{champion}" if result.passed else \
         f"refuse:{version}:keep:{champion}"
+    # Judging took seconds; a promotion or rollback elsewhere in that time voids the judgement.
+    # Refused here, before the audit, the record never names a promotion that cannot happen
+    # (add_event checks once more, atomically, for the milliseconds left).
+    check_expected(setup.node, stack,
+                   registry.champions(setup.graph).get(setup.node, [BASE_VERSION]))
     # The audit record first: a champion no one can trace must not go live.
     _audit(audit_path, setup, "promotion", decision, checks)
     if result.passed:
         registry.add_event(graph=setup.graph, node=setup.node, action="promote",
-                           version=version, detail={"over": champion, **result.as_dict()})
+                           version=version, detail={"over": champion, **result.as_dict()},
+                           expect=stack)
         if registry.shadow(setup.graph, setup.node) == version:
             registry.add_event(graph=setup.graph, node=setup.node, action="shadow_stop",
                                version=version, detail={"why": "promoted"})
@@ -93,7 +103,8 @@ def promote(setup: NodeSetup, version: str, *, evaluation: NodeData, registry: M
 
 def rollback(setup: NodeSetup, *, registry: ModelRegistry, audit_path: Path) -> tuple[str, str]:
     """Make the champion before the current one the champion again; (from, to).
-    LearningError when the node runs the graph file's model."""
+    LearningError when the node runs the graph file's model, or when its champion changed
+    between reading and rolling back (another rollback or promotion at the same time)."""
     stack = registry.champions(setup.graph).get(setup.node, [BASE_VERSION])
     if len(stack) < 2:
         raise LearningError(f"node {setup.node!r} runs {BASE_VERSION}, the graph file's "
@@ -102,7 +113,7 @@ def rollback(setup: NodeSetup, *, registry: ModelRegistry, audit_path: Path) -> 
     _audit(audit_path, setup, "rollback", f"rollback:{current}:to:{previous}",
            [AuditCheck("rollback", True)])
     registry.add_event(graph=setup.graph, node=setup.node, action="rollback", version=previous,
-                       detail={"from": current})
+                       detail={"from": current}, expect=stack)
     return current, previous
 
 

@@ -96,7 +96,7 @@ def create_app(
         raise ValueError("concurrency and max_body must be at least 1")
     slots = asyncio.Semaphore(concurrency)
     metrics = Metrics(outbox=graph.escalator.outbox if graph.escalator is not None else None,
-                      versions=graph.model_versions)
+                      versions=graph.model_versions, graph=graph.name)
     refreshed = [0.0]
     refresh_lock = asyncio.Lock()
 

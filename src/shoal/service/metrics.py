@@ -21,16 +21,21 @@ when ``shoal promote`` or ``shoal rollback`` is picked up).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from shoal.errors import StoreError
 from shoal.graphs.results import RunResult
 from shoal.models.tokens import generated_tokens
+from shoal.observability.logging import get_logger
 from shoal.policies.escalation.circuit import circuits
 from shoal.policies.escalation.outbox import OutboxStore
+
+_log = get_logger()
 
 __all__ = ["CIRCUIT_STATES", "Metrics"]
 
@@ -44,8 +49,10 @@ class _ScrapeTime(Collector):
     """Gauges whose value lives elsewhere: read when Prometheus scrapes."""
 
     def __init__(self, outbox: OutboxStore | None,
-                 versions: Callable[[], Mapping[str, str]] | None = None) -> None:
+                 versions: Callable[[], Mapping[str, str]] | None = None,
+                 graph: str | None = None) -> None:
         self.outbox = outbox
+        self.graph = graph
         self.versions = versions
 
     def collect(self) -> Iterable[Metric]:
@@ -72,18 +79,25 @@ class _ScrapeTime(Collector):
             info.add_metric([node, version], 1)
         yield info
 
-    def _pending(self) -> int:
+    def _pending(self) -> float:
         # Never create the file just to say it is empty.
-        if self.outbox is None or not self.outbox.exists():
-            return 0
-        return self.outbox.counts().get("pending", 0)
+        try:
+            if self.outbox is None or not self.outbox.exists():
+                return 0
+            # A shared database holds every graph's escalations: count the served one's.
+            return self.outbox.counts(self.graph).get("pending", 0)
+        except StoreError:
+            # The shared database is down: the scrape still answers, this gauge unknown.
+            _log.warning("outbox_count_unavailable")
+            return math.nan
 
 
 class Metrics:
     """The counters and histograms of one served graph, and their text exposition."""
 
     def __init__(self, *, outbox: OutboxStore | None = None,
-                 versions: Callable[[], Mapping[str, str]] | None = None) -> None:
+                 versions: Callable[[], Mapping[str, str]] | None = None,
+                 graph: str | None = None) -> None:
         self.registry = CollectorRegistry()
         self.runs = Counter("shoal_runs", "Runs finished, by status.", ["status"],
                             registry=self.registry)
@@ -94,7 +108,7 @@ class Metrics:
                                      buckets=_RUN_BUCKETS, registry=self.registry)
         self.node_latency = Histogram("shoal_node_latency_seconds", "Node latency, by node.",
                                       ["node"], buckets=_NODE_BUCKETS, registry=self.registry)
-        self.registry.register(_ScrapeTime(outbox, versions))
+        self.registry.register(_ScrapeTime(outbox, versions, graph))
 
     def observe(self, result: RunResult) -> None:
         self.runs.labels(status=result.status).inc()

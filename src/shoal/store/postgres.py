@@ -96,9 +96,32 @@ def _pool(url: str) -> Any:
 
 @contextlib.contextmanager
 def connection(url: str) -> Iterator[Any]:
-    """A pooled connection to ``url`` (autocommit, rows as dicts), returned to the pool after."""
-    with _pool(url).connection() as conn:
-        yield conn
+    """A pooled connection to ``url`` (autocommit, rows as dicts), returned to the pool after.
+
+    A database that went away after the pool opened is :class:`StoreError` too, within
+    ``CONNECT_TIMEOUT_S``: a broken connection (the server restarted, the network dropped), or
+    no connection to be had. Errors of the statement itself (a constraint, a deadlock) stay
+    psycopg's: the database answered.
+    """
+    pool = _pool(url)  # first: it says which extra to install when psycopg is missing
+    import psycopg  # optional extra [postgres]
+
+    try:
+        with pool.connection(timeout=CONNECT_TIMEOUT_S) as conn:
+            yield conn
+    except psycopg.OperationalError as exc:
+        if not _unavailable(exc):
+            raise
+        raise StoreError(f"database unavailable ({type(exc).__name__})",
+                         store=redact(url)) from None
+
+
+def _unavailable(exc: Exception) -> bool:
+    """Whether ``exc`` says the database cannot be reached (as opposed to refusing a statement):
+    no SQLSTATE (the client lost or never got a connection; the pool's time-out), class 08
+    (connection exception) or 57P (the server shutting down or starting)."""
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith(("08", "57P"))
 
 
 def migrate(url: str, component: str, steps: Sequence[Migration]) -> int:

@@ -12,12 +12,14 @@
 - :mod:`~shoal.policies.escalation.ledger`: every answered escalation, kept as training data;
 - :mod:`~shoal.policies.escalation.review`: a person's label for an entry (checked, audited);
 - :mod:`~shoal.policies.escalation.model_registry`: learned versions, champion, shadow;
+- :mod:`~shoal.policies.escalation.stores`: SQLite or, with ``$SHOAL_DB``, Postgres for each;
 - :mod:`~shoal.policies.escalation.calibration`: RouteLLM's PGR, APGR and CPT.
 """
 
 from shoal.policies.escalation.budget import Budget, BudgetSpec
 from shoal.policies.escalation.budget_postgres import SharedShareBudget
 from shoal.policies.escalation.circuit import CircuitBreaker, CircuitOpen
+from shoal.policies.escalation.circuit_postgres import SharedCircuitBreaker
 from shoal.policies.escalation.escalator import Escalator, LocalAnswer, Outcome
 from shoal.policies.escalation.guard import RemoteGuard
 from shoal.policies.escalation.ledger import LedgerEntry, LedgerStore, SqliteLedger, training_lines
@@ -32,6 +34,7 @@ from shoal.policies.escalation.model_registry import (
     version_number,
     version_rule,
 )
+from shoal.policies.escalation.model_registry_postgres import PostgresModelRegistry
 from shoal.policies.escalation.outbox import (
     Outbox,
     OutboxRow,
@@ -70,7 +73,13 @@ from shoal.policies.escalation.rules import (
     policy_path,
     resolve_rules,
 )
-from shoal.policies.escalation.stores import open_budget, open_ledger, open_outbox
+from shoal.policies.escalation.stores import (
+    open_budget,
+    open_circuit,
+    open_ledger,
+    open_outbox,
+    open_registry,
+)
 
 __all__ = [
     "BASE_VERSION",
@@ -97,6 +106,7 @@ __all__ = [
     "Outcome",
     "PlannerReply",
     "PostgresLedger",
+    "PostgresModelRegistry",
     "PostgresOutbox",
     "RedFlagMatcher",
     "RedFlagPack",
@@ -105,6 +115,7 @@ __all__ = [
     "RouterRule",
     "Rules",
     "ShadowRecord",
+    "SharedCircuitBreaker",
     "SharedShareBudget",
     "SqliteLedger",
     "SqliteModelRegistry",
@@ -118,8 +129,10 @@ __all__ = [
     "load_red_flags",
     "matcher_for",
     "open_budget",
+    "open_circuit",
     "open_ledger",
     "open_outbox",
+    "open_registry",
     "outbox_path",
     "policy_path",
     "resolve_rules",

@@ -100,6 +100,10 @@ def process_spent() -> tuple[int, float]:
 class Budget:
     """One graph's planner budget. Thread-safe; cheap when no cap is set."""
 
+    blocking = False
+    """Whether :meth:`decide` waits on I/O (a shared window in a database): async callers then
+    run it in a thread, so the event loop serves other runs meanwhile."""
+
     def __init__(self, spec: BudgetSpec) -> None:
         self.spec = spec
         self.window = spec.window or DEFAULT_WINDOW

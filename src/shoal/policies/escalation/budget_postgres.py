@@ -40,6 +40,8 @@ class SharedShareBudget(Budget):
 
     def __init__(self, spec: BudgetSpec, *, url: str, graph: str) -> None:
         super().__init__(spec)
+        # One transaction under a lock other processes may hold: a wait, not a computation.
+        self.blocking = self._calls_allowed is not None
         self.url = url
         self.graph = graph
         self._ready = False

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Literal
 
-from shoal.errors import BackendError
+from shoal.errors import BackendError, StoreError
 from shoal.observability.logging import get_logger
 
 __all__ = ["CircuitBreaker", "CircuitOpen", "State", "circuits"]
@@ -93,4 +93,11 @@ def circuits() -> dict[str, State]:
     """Every breaker of this process and its state (for metrics and readiness)."""
     with _registry_lock:
         items = list(_registry.items())
-    return {name: breaker.state for name, breaker in items}
+    states: dict[str, State] = {}
+    for name, breaker in items:
+        try:
+            states[name] = breaker.state
+        except StoreError:
+            # A shared breaker whose database is down: a scrape must still answer.
+            _log.warning("circuit_state_unavailable", backend=name)
+    return states

@@ -124,7 +124,10 @@ class Escalator:
         """The node's final answer: the local one, or the planner's in its place (or beside it,
         with ``attach``)."""
         estimate = self._estimate(task, text, local.output)
-        refused = self.budget.decide(decision.wants, critical=not decision.may_block)
+        critical = not decision.may_block
+        refused = (await asyncio.to_thread(self.budget.decide, decision.wants, critical=critical)
+                   if self.budget.blocking
+                   else self.budget.decide(decision.wants, critical=critical))
         # What stands when no planner answer replaces it: a critical label, else the local one.
         stands = (local if decision.critical is None
                   else _as_critical(local, decision.critical))

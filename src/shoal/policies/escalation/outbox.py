@@ -154,7 +154,8 @@ class OutboxStore(Protocol):
 
     def complete(self, esc_id: str, answer: dict[str, Any]) -> None: ...
 
-    def release(self, esc_id: str, error: str, *, give_up: bool = False) -> None: ...
+    def release(self, esc_id: str, error: str, *, give_up: bool = False,
+                attempted: bool = True) -> None: ...
 
     def mark_applied(self, esc_id: str) -> None: ...
 
@@ -163,7 +164,7 @@ class OutboxStore(Protocol):
     def rows(self, *, status: str | None = None, graph: str | None = None,
              unapplied: bool = False) -> list[OutboxRow]: ...
 
-    def counts(self) -> dict[str, int]: ...
+    def counts(self, graph: str | None = None) -> dict[str, int]: ...
 
     def close(self) -> None: ...
 
@@ -206,14 +207,17 @@ class Outbox(SqliteStore):
                 "UPDATE escalations SET status='done', answer=?, updated=? "
                 "WHERE id=? AND status='in_flight'", (json.dumps(answer), time.time(), esc_id))
 
-    def release(self, esc_id: str, error: str, *, give_up: bool = False) -> None:
+    def release(self, esc_id: str, error: str, *, give_up: bool = False,
+                attempted: bool = True) -> None:
         """A failed attempt: back to pending for the next drain, or ``failed`` for good (the
-        run keeps its local answer; the row stays for the record)."""
+        run keeps its local answer; the row stays for the record). ``attempted=False``: nothing
+        was sent (an open circuit), so the row's attempts stay as they were."""
         with self._lock:
             self._db().execute(
-                "UPDATE escalations SET status=?, attempts=attempts+1, last_error=?, "
+                "UPDATE escalations SET status=?, attempts=attempts+?, last_error=?, "
                 "updated=? WHERE id=? AND status='in_flight'",
-                ("failed" if give_up else "pending", error, time.time(), esc_id))
+                ("failed" if give_up else "pending", int(attempted), error, time.time(),
+                 esc_id))
 
     def mark_applied(self, esc_id: str) -> None:
         with self._lock:
@@ -241,10 +245,13 @@ class Outbox(SqliteStore):
             db.row_factory = None
         return [_row(r) for r in found]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, graph: str | None = None) -> dict[str, int]:
+        """Rows per status, of ``graph`` or of every graph."""
+        where, args = ("WHERE graph = ?", [graph]) if graph is not None else ("", [])
         with self._lock:
             found = self._db().execute(
-                "SELECT status, COUNT(*) FROM escalations GROUP BY status").fetchall()
+                f"SELECT status, COUNT(*) FROM escalations {where} GROUP BY status",
+                args).fetchall()
         return {str(status): int(n) for status, n in found}
 
 

@@ -102,12 +102,15 @@ class PostgresOutbox(PostgresTables):
                          "WHERE id=%s AND status='in_flight'",
                          (json.dumps(answer), time.time(), esc_id))
 
-    def release(self, esc_id: str, error: str, *, give_up: bool = False) -> None:
-        """A failed attempt: back to pending for the next drain, or ``failed`` for good."""
+    def release(self, esc_id: str, error: str, *, give_up: bool = False,
+                attempted: bool = True) -> None:
+        """A failed attempt: back to pending for the next drain, or ``failed`` for good;
+        ``attempted=False`` when nothing was sent (the attempts stay)."""
         with connection(self._migrated()) as conn:
-            conn.execute("UPDATE shoal_outbox SET status=%s, attempts=attempts+1, last_error=%s, "
-                         "updated=%s WHERE id=%s AND status='in_flight'",
-                         ("failed" if give_up else "pending", error, time.time(), esc_id))
+            conn.execute("UPDATE shoal_outbox SET status=%s, attempts=attempts+%s, "
+                         "last_error=%s, updated=%s WHERE id=%s AND status='in_flight'",
+                         ("failed" if give_up else "pending", int(attempted), error,
+                          time.time(), esc_id))
 
     def mark_applied(self, esc_id: str) -> None:
         with connection(self._migrated()) as conn:
@@ -132,10 +135,13 @@ class PostgresOutbox(PostgresTables):
                                  args).fetchall()
         return [_row(r) for r in found]
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, graph: str | None = None) -> dict[str, int]:
+        """Rows per status, of ``graph`` or of every graph."""
+        where, args = ("WHERE graph = %s", [graph]) if graph is not None else ("", [])
         with connection(self._migrated()) as conn:
             found = conn.execute(
-                "SELECT status, COUNT(*) AS n FROM shoal_outbox GROUP BY status").fetchall()
+                f"SELECT status, COUNT(*) AS n FROM shoal_outbox {where} GROUP BY status",
+                args).fetchall()
         return {str(r["status"]): int(r["n"]) for r in found}
 
 
