@@ -117,6 +117,9 @@ def render() -> str:
     serve_load = _load("serve_load.json")
     if serve_load:
         out += _serve_load(serve_load)
+    scale = _load("scale.json")
+    if scale:
+        out += _scale(scale)
     learning = _load("learning.json")
     if learning:
         out += _learning(learning)
@@ -565,6 +568,50 @@ def _throughput(t: dict[str, Any]) -> list[str]:
                 f"({default['msg_per_s'] / ceiling:.2f} of that cap). At concurrency 1 batching "
                 "costs a few milliseconds a model (it waits for calls that never come): a strictly "
                 "sequential caller can set `batch: {max_size: 1}`.", ""]
+    return out
+
+
+def _scale(s: dict[str, Any]) -> list[str]:
+    runs, cores = s["throughput"], s["machine"]["cpu_count"]
+    names = {"local": "local (one process)", "ray_1": "Ray, 1 worker", "ray_2": "Ray, 2 workers"}
+    rows = [
+        f"| {names[k]} | {r['wall_s']:.1f} | {r['first_result_s']:.1f} | "
+        f"{_num(r['msg_per_s_steady'], 1)} | {r.get('steady_ratio_vs_local', 1.0):.2f} | "
+        f"{'yes' if r['same_statuses_and_labels_as_local'] else 'NO'} |"
+        for k, r in runs.items() if k in names]
+    out = [
+        "**Scale-out** (`benchmarks/scale.py`): the triage graph's local path (masker -> triage) "
+        f"over the {runs['local']['records']} test messages with `shoal run`, the local engine "
+        f"and `--engine ray` (a local Ray started by the command, one CPU per graph actor), on "
+        f"{cores} cores, where Ray's own processes share the cores with the actors. Wall time "
+        "includes start-up (Ray's and the model loads); the steady rate counts the results "
+        "after the first.",
+        "",
+        "| engine | wall s | first result s | steady msg/s | vs local | same statuses and labels "
+        "|",
+        "|---|---:|---:|---:|---:|---|",
+        *rows,
+        "",
+    ]
+    pg = s.get("postgres")
+    if pg:
+        shipped, every = pg["as_shipped"], pg["every_message"]
+        budget = pg["budget_decisions"]
+        out += [
+            "Postgres load of the shared state (`SHOAL_DB`, `pg_stat_database` around each run, "
+            f"a real planner): {shipped['per_message']['xact_commit']:.2f} transactions per "
+            f"message with the triage graph as shipped ({shipped['planner_calls']} planner calls "
+            f"in {shipped['messages']} messages), {every['per_message']['xact_commit']:.2f} when "
+            f"every message goes to the planner ({every['planner_calls']} calls in "
+            f"{every['messages']}). One graph's shared planner-share window decides "
+            f"{budget['threads_1']['per_s']:,.0f} times a second from one thread and "
+            f"{budget['threads_4']['per_s']:,.0f} from four "
+            f"({budget['threads_1']['ms_each']:.2f} ms each, serialised by its advisory lock): "
+            "the ceiling of decisions per second for that graph across every process, on this "
+            "database. The model at N machines is in "
+            "[docs/scaling.md](docs/scaling.md).",
+            "",
+        ]
     return out
 
 

@@ -19,7 +19,8 @@ the graph actors: the ratios say what Ray costs and gains *here*, not on a clust
 Postgres: the triage graph with the state in a real Postgres (``SHOAL_DB``; binaries from the
 ``pgserver`` wheel) and a real ``llama_cpp.server`` planner, over the first ``--escalations``
 messages, twice: as shipped (its calibrated thresholds) and with every message wanting the
-planner (``escalate_below: 0.99``; the budget's ``max_share: 0.5`` then refuses about half).
+planner (``escalate_below: 0.99``). And one graph's shared planner-share window alone: decisions
+per second from 1 and 4 threads (each holds the graph's advisory lock for its transaction).
 The database's own counters (``pg_stat_database``: transactions, rows inserted, updated and
 read) around each run, per message and per planner call: what the shared state costs the
 database.
@@ -183,6 +184,36 @@ def pg_run(graph: Path, data: Path, out: Path, env: dict[str, str], url: str
             "_decisions_with_reason": decisions}
 
 
+def _decide_many(budget: Any, n: int) -> None:
+    for _ in range(n):
+        budget.decide(True)
+
+
+def budget_ceiling(url: str, n: int = 1200) -> dict[str, Any]:
+    """Decisions per second on one graph's shared planner-share window, from 1 and 4 threads:
+    each decision holds the graph's advisory lock for its transaction, so this bounds the
+    decisions per second of that graph for the whole cluster (on this database)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shoal.policies.escalation.budget import BudgetSpec
+    from shoal.policies.escalation.budget_postgres import SharedShareBudget
+
+    out: dict[str, Any] = {}
+    for threads in (1, 4):
+        budget = SharedShareBudget(BudgetSpec(max_share=0.5, window=200), url=url,
+                                   graph=f"bench-{threads}")
+        budget.decide(False)  # migrations and the pool's first connection: not counted
+        each = n // threads
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(_decide_many, [budget] * threads, [each] * threads))
+        elapsed = time.perf_counter() - started
+        out[f"threads_{threads}"] = {"decisions": each * threads,
+                                     "per_s": round(each * threads / elapsed, 1),
+                                     "ms_each": round(elapsed / (each * threads) * 1000, 3)}
+    return out
+
+
 def postgres_load(tmp: Path, console: Console, env: dict[str, str], n: int) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs, without XDG_RUNTIME_DIR
@@ -212,11 +243,15 @@ def postgres_load(tmp: Path, console: Console, env: dict[str, str], n: int) -> d
             console.print(f"postgres, {name}: {len(rows)} messages...")
             out[name] = pg_run(graph, data, tmp / f"pg_{name}.jsonl", env, url)
             out[name].pop("_decisions_with_reason")
+        out["budget_decisions"] = budget_ceiling(url)
         out["note"] = ("pg_stat_database of the run's database around each run: every statement "
                        "outside an explicit transaction is one transaction (autocommit). "
                        "as_shipped: the triage graph with its calibrated thresholds; "
                        "every_message: escalate_below 0.99, so every message wants the planner "
-                       "and the budget (max_share 0.5) refuses half of them")
+                       "(max_share 0.5 over a window of 200 decisions refuses none of 40). "
+                       "budget_decisions: SharedShareBudget.decide alone, in threads of one "
+                       "process: one transaction under the graph's advisory lock each, so "
+                       "decisions of one graph are serialised across every process")
         return out
     finally:
         with contextlib.suppress(Exception):
@@ -273,6 +308,7 @@ def main() -> None:
             console.print(f"postgres, {name}: {run['messages']} messages, "
                           f"{run['planner_calls']} planner calls; per message "
                           f"{run['per_message']}")
+        console.print(f"shared budget decisions: {pg['budget_decisions']}")
     console.print(f"results: {args.output}")
 
 
