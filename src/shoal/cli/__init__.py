@@ -3,7 +3,7 @@
 Exit codes: 0 done; 1 a run failed (or, with --fail-on-error, some record did); 2 bad spec or usage.
 
 One module per command group: :mod:`~shoal.cli.run` (validate, run, report),
-:mod:`~shoal.cli.calibrate`, :mod:`~shoal.cli.train_router`,
+:mod:`~shoal.cli.draw`, :mod:`~shoal.cli.calibrate`, :mod:`~shoal.cli.train_router`,
 :mod:`~shoal.cli.models` (models, agents, train-classifier, planner-server),
 :mod:`~shoal.cli.mask`, :mod:`~shoal.cli.outbox` (list, drain), :mod:`~shoal.cli.ledger`,
 :mod:`~shoal.cli.review`, :mod:`~shoal.cli.learn` (learn, versions, shadow, promote, rollback),
@@ -19,6 +19,7 @@ import typer
 from shoal.cli import (
     audit,
     calibrate,
+    draw,
     learn,
     ledger,
     mask,
@@ -51,6 +52,7 @@ def _log_warnings() -> None:
 
 # In this order in `shoal --help`.
 app.command()(run.validate)
+app.command()(draw.draw)
 app.command()(run.run)
 app.command()(run.report)
 app.command()(calibrate.calibrate)

@@ -87,6 +87,13 @@ def run(
     planner_concurrency: Annotated[int, typer.Option(
         min=1, help="With --engine ray: planner calls in flight at once, for all the actors "
                     "together.")] = 2,
+    input_format: Annotated[str, typer.Option(
+        help="jsonl: {\"id\", \"text\"} lines. fhir: a FHIR R4 Bundle of Communication "
+             "resources or NDJSON of them (needs the extra [fhir]).")] = "jsonl",
+    output_format: Annotated[str, typer.Option(
+        help="jsonl: one result line per input. fhir (with --input-format fhir): per input "
+             "the Communication that replies to it, as NDJSON, or a Bundle for a Bundle.")
+    ] = "jsonl",
 ) -> None:
     """Run a graph on one text or a JSONL file; write one JSON result line per input."""
     if (text is None) == (input_path is None):
@@ -106,8 +113,18 @@ def run(
     if input_path is not None and not input_path.is_file():
         _fail(f"{input_path}: no such file")
         raise typer.Exit(2)
+    if input_path is None and (input_format, output_format) != ("jsonl", "jsonl"):
+        _fail("--input-format and --output-format go with --input")
+        raise typer.Exit(2)
+    if engine == "ray" and output_format == "fhir":
+        # The reply holds the sender's own values, which never leave the graph's process.
+        _fail("--output-format fhir runs locally: a reply is built where its run's values are")
+        raise typer.Exit(2)
     from shoal.cli.batch import (  # startup: batches load only when `shoal run` runs
+        JSONL,
         Done,
+        Formats,
+        formats,
         local_engine,
         ray_engine,
         read_done,
@@ -116,6 +133,16 @@ def run(
     )
     from shoal.engines import RayOptions, load_checked
 
+    fmt: Formats = JSONL
+    if input_path is not None:
+        try:
+            fmt = formats(input_path, input_format, output_format)
+        except ValueError as exc:
+            _fail(str(exc))
+            raise typer.Exit(2) from None
+        except ShoalError as exc:  # a FHIR file that cannot be read at all; a missing extra
+            _fail(exc.message)
+            raise typer.Exit(2) from None
     done: Done | None = None
     if resume:
         if input_path is None or output is None:
@@ -123,7 +150,7 @@ def run(
             raise typer.Exit(2)
         if output.exists():
             try:
-                done = read_done(output)
+                done = read_done(output, fmt)
             except ShoalError as exc:
                 _fail(exc.message)
                 raise typer.Exit(2) from None
@@ -156,7 +183,7 @@ def run(
             try:
                 errors = asyncio.run(run_file(
                     name, ray_engine(graph_path, options), input_path, output,
-                    show_progress=progress, console=_err, done=done))
+                    show_progress=progress, console=_err, done=done, fmt=fmt))
             except ShoalError as exc:
                 _fail(f"{graph_path}: {exc.message}")
                 raise typer.Exit(1) from None
@@ -170,7 +197,7 @@ def run(
                 assert input_path is not None
                 errors = asyncio.run(run_file(
                     graph.name, local_engine(graph, concurrency), input_path, output,
-                    show_progress=progress, console=_err, done=done))
+                    show_progress=progress, console=_err, done=done, fmt=fmt))
     finally:
         flush_repeats()
         if log_file is not None:
@@ -184,21 +211,44 @@ def report(
         metavar="RESULTS", help="JSONL written by `shoal run --output`.")],
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print one JSON object to stdout instead of tables.")] = False,
+    html_path: Annotated[Path | None, typer.Option(
+        "--html", help="Also write one self-contained HTML page (tables and plots, no "
+                       "external assets) here.")] = None,
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", help="With --html: gold labels, a JSONL of {\"id\", \"label\"} lines (the "
+                         "labelled input file will do; its text is never read into the "
+                         "page), for recall per class and confusion.")] = None,
+    label_node: Annotated[str | None, typer.Option(
+        help="With --labels: the node whose label is compared with the gold one (default: the "
+             "node whose labels match the gold labels most often).")] = None,
 ) -> None:
     """Summarize a results file: statuses, escalation per node, latency, planner spend, saving.
 
     Exit codes: 0 done; 1 some lines were unreadable (each named as FILE:LINE on stderr);
-    2 the file is missing or cannot be read. Never prints a result's output.
+    2 a file is missing or cannot be read or written. Never prints a result's output.
     """
     from shoal.graphs.report import (  # startup: loads only when `shoal report` runs
         Unreadable,
         render_summary,
         summarize_file,
     )
+    from shoal.graphs.report_html import (  # startup: as above
+        label_report,
+        read_gold,
+        read_run_labels,
+        render_html,
+    )
 
-    if not results.is_file():
-        _fail(f"{results}: no such file")
+    if (labels is not None or label_node is not None) and html_path is None:
+        _fail("--labels and --label-node go with --html")
         raise typer.Exit(2)
+    if label_node is not None and labels is None:
+        _fail("--label-node needs --labels")
+        raise typer.Exit(2)
+    for given in (results, labels):
+        if given is not None and not given.is_file():
+            _fail(f"{given}: no such file")
+            raise typer.Exit(2)
 
     def named(bad: Unreadable) -> None:
         _fail(str(bad))
@@ -208,10 +258,36 @@ def report(
     except OSError as exc:
         _fail(f"{results}: cannot read: {exc.strerror or exc}")
         raise typer.Exit(2) from None
+    bad_gold = 0
+    if html_path is not None:
+        recall = None
+        if labels is not None:
+            try:
+                gold, bad_gold = read_gold(labels, on_unreadable=named)
+                runs = read_run_labels(results)
+            except OSError as exc:
+                _fail(f"{exc.filename or labels}: cannot read: {exc.strerror or exc}")
+                raise typer.Exit(2) from None
+            if label_node is not None and not any(label_node in r.labels
+                                                  for r in runs.values()):
+                _fail(f"{results}: no run has a node {label_node!r}")
+                raise typer.Exit(2)
+            # Critical labels the runs fired, after emergency: their recall comes first.
+            recall = label_report(gold, runs, node=label_node,
+                                  critical=("emergency", *sorted(summary.critical_labels)))
+            if recall is None:
+                _fail(f"note: {results}: no node ran, so no recall per class")
+        page = render_html(summary, title=f"shoal report: {results.name}", labels=recall)
+        try:
+            html_path.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            _fail(f"{html_path}: cannot write: {exc.strerror or exc}")
+            raise typer.Exit(2) from None
+        typer.echo(f"wrote {html_path}", err=True)  # stdout keeps the report (or its JSON)
     if as_json:
         typer.echo(json.dumps(summary.to_dict()))
     else:
         render_summary(summary, Console(), title=f"report: {results}")
-    if summary.unreadable:
+    if summary.unreadable or bad_gold:
         raise typer.Exit(1)
 

@@ -229,9 +229,11 @@ def _pipeline(ray: Any, spec: GraphSpec, base_dir: Path, records: Iterable[tuple
     dataset = blocks[0].union(*blocks[1:]) if len(blocks) > 1 else blocks[0]
     stage = None
     if spec.escalation is not None:
+        # No CPU reserved: the stage waits on the planner's answers. Restarted if it dies, its
+        # calls in flight retried (such a call may reach the planner twice; one answer is used).
         stage = ray.remote(PlannerStage).options(
             num_cpus=0, max_concurrency=options.planner_concurrency,
-            name=None, max_restarts=-1, max_task_retries=-1,
+            max_restarts=-1, max_task_retries=-1,
         ).remote(spec, str(base_dir))
     mapped = dataset.map_batches(
         GraphWorker,

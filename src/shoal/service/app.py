@@ -4,10 +4,12 @@ Routes: ``POST /v1/runs`` (the RunResult as ``shoal run`` writes it), ``POST /v1
 (server-sent events: ``node`` per finished node, then ``result``), ``POST /v1/chat/completions``
 and ``GET /v1/models`` (OpenAI-compatible, see :mod:`shoal.service.openai_api`), ``GET /metrics``
 (Prometheus), ``GET /v1/review`` and ``POST /v1/review/{entry_id}`` (the escalation ledger's
-review queue and a person's label, see :mod:`shoal.policies.escalation.review`), and, without a
-key, ``GET /healthz`` (the process is up) and ``GET /readyz`` (200 once the start-up warm-up went
-through the graph, 503 before). The run and chat routes need a key with the ``run`` scope, the
-review routes one with ``review``.
+review queue and a person's label, see :mod:`shoal.policies.escalation.review`),
+``POST /fhir/Communication`` (a FHIR R4 Communication in, the Communication that replies to it
+out, see :mod:`shoal.fhir`; extra ``[fhir]``), and, without a key, ``GET /healthz`` (the process
+is up) and ``GET /readyz`` (200 once the start-up warm-up went through the graph, 503 before).
+The run, chat and FHIR routes need a key with the ``run`` scope, the review routes one with
+``review``.
 
 .. versionadded:: 0.1.0
 """
@@ -31,6 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from shoal.errors import ErrorCode, ShoalError
+from shoal.extras import missing
+from shoal.fhir import Problem, operation_outcome, parse_json
+from shoal.fhir import reply as fhir_reply
 from shoal.graphs.results import RunResult
 from shoal.graphs.runtime import DEFAULT_CONCURRENCY, Graph
 from shoal.models.queue import reject_when_full
@@ -55,7 +60,10 @@ WARMUP_TEXT = "Hello, I would like to book an appointment for next week, please.
 dictionaries are in memory before /readyz says 200."""
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 REVIEW_ITEM = "/v1/review/{entry_id}"
-RUN_ROUTES = frozenset({"/v1/runs", "/v1/runs/stream", "/v1/chat/completions", "/v1/models"})
+FHIR_COMMUNICATION = "/fhir/Communication"
+FHIR_JSON = "application/fhir+json"
+RUN_ROUTES = frozenset({"/v1/runs", "/v1/runs/stream", "/v1/chat/completions", "/v1/models",
+                        FHIR_COMMUNICATION})
 REVIEW_ROUTES = frozenset({"/v1/review", REVIEW_ITEM})
 ROUTES = frozenset({*RUN_ROUTES, *REVIEW_ROUTES, "/metrics", *OPEN_PATHS})
 SCOPES = {**dict.fromkeys(RUN_ROUTES, SCOPE_RUN), **dict.fromkeys(REVIEW_ROUTES, SCOPE_REVIEW)}
@@ -213,6 +221,28 @@ def create_app(
 
         return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
 
+    @app.post(FHIR_COMMUNICATION)
+    async def fhir_communication(request: Request) -> Response:
+        """One Communication runs through the graph; the answer is the Communication that
+        replies to it (:func:`shoal.fhir.reply`). A body that is no valid Communication is a 400
+        (422 for a payload that is not text) with an OperationOutcome that names the problem
+        and never quotes the resource."""
+        absent = missing("fhir")
+        if absent is not None:
+            return _outcome(501, f"FHIR {absent}", "not-supported", validate=False)
+        try:
+            parsed = parse_json(await request.body())
+            if isinstance(parsed, Problem):
+                status = 422 if parsed.issue == "not-supported" else 400
+                return _outcome(status, f"Communication: {parsed.reason}", parsed.issue)
+            result = await run(parsed.text, parsed.id)
+        except ApiError as exc:  # a body over --max-body, a model at capacity
+            issue = "throttled" if exc.status_code == 429 else (
+                "too-costly" if exc.status_code == 413 else "exception")
+            return _outcome(exc.status_code, str(exc.detail), issue, exc.headers)
+        return JSONResponse(fhir_reply(result, parsed.envelope, graph=graph.name),
+                            media_type=FHIR_JSON)
+
     @app.get("/v1/review")
     def review_list(  # sync: FastAPI runs it in a thread, off the loop (SQLite blocks)
         node: str | None = None,
@@ -253,6 +283,14 @@ def _entry(e: LedgerEntry) -> dict[str, Any]:
     return {"id": e.id, "node": e.node, "local_label": e.local_label,
             "local_confidence": e.local_confidence, "planner_label": e.planner_label,
             "human_label": e.human_label, "text": e.text, "created": e.created}
+
+
+def _outcome(status: int, message: str, issue: str,
+             headers: Mapping[str, str] | None = None, *, validate: bool = True) -> Response:
+    """An OperationOutcome response (FHIR routes); ``message`` never quotes the request."""
+    return JSONResponse(operation_outcome(message, issue=issue, validate=validate),
+                        status_code=status, media_type=FHIR_JSON,
+                        headers=dict(headers) if headers else None)
 
 
 def _json(data: Any) -> str:
