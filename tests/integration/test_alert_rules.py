@@ -288,5 +288,6 @@ def test_dashboard_is_valid_and_names_only_exported_metrics(
     assert shown == {"shoal_runs_total", "shoal_escalations_total",
                      "shoal_run_latency_seconds_bucket", "shoal_node_latency_seconds_bucket",
                      "shoal_circuit_state", "shoal_outbox_pending",
-                     "shoal_model_generated_tokens_total", "shoal_model_version_info"}
+                     "shoal_model_generated_tokens_total", "shoal_model_version_info",
+                     "shoal_planner_spend_usd_total", "shoal_all_planner_estimate_usd_total"}
     assert exprs >= len(shown)

@@ -108,10 +108,25 @@ class Metrics:
                                      buckets=_RUN_BUCKETS, registry=self.registry)
         self.node_latency = Histogram("shoal_node_latency_seconds", "Node latency, by node.",
                                       ["node"], buckets=_NODE_BUCKETS, registry=self.registry)
+        # Money as the run reports it (RunResult.cost): what the planner cost, and what sending
+        # every escalation-eligible node to the planner would have cost (the saving's baseline).
+        self.planner_usd = Counter("shoal_planner_spend_usd",
+                                   "Money the planner cost (USD, from the model's price).",
+                                   registry=self.registry)
+        self.all_planner_usd = Counter(
+            "shoal_all_planner_estimate_usd", "What the same runs would have cost with every "
+            "escalation-eligible node sent to the planner (USD, estimated).",
+            registry=self.registry)
+        self.planner_calls = Counter("shoal_planner_calls", "Calls to the planner.",
+                                     registry=self.registry)
         self.registry.register(_ScrapeTime(outbox, versions, graph))
 
     def observe(self, result: RunResult) -> None:
         self.runs.labels(status=result.status).inc()
+        if result.cost is not None:
+            self.planner_usd.inc(result.cost.planner_usd)
+            self.all_planner_usd.inc(result.cost.all_planner_usd_estimate)
+            self.planner_calls.inc(result.cost.planner_calls)
         if result.latency_ms is not None:
             self.run_latency.observe(result.latency_ms / 1000.0)
         for node in result.nodes:
