@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 OUT := out
 
-.PHONY: all venv debian-packages test lint typecheck unit demo quickstart bench guard-model clean \
-	healthcare-data
+.PHONY: all venv debian-packages test lint typecheck unit demo quickstart bench guard-model docs clean \
+	healthcare-data dist
 
 all: test
 
@@ -30,7 +30,7 @@ venv: $(STAMP)
 # Debian packages some tests need (PACKAGE:COMMAND, installed when COMMAND is missing): promtool
 # for the Prometheus rules' tests. Add e.g. chromium:chromium chromium-driver:chromedriver.
 # Installed only when running as root; otherwise a one-line note and the tests that need them skip.
-DEBIAN_PACKAGES ?= prometheus:promtool
+DEBIAN_PACKAGES ?= prometheus:promtool chromium:chromium chromium-driver:chromedriver
 
 debian-packages:
 	@tools/debian_packages.sh $(DEBIAN_PACKAGES)
@@ -84,6 +84,24 @@ bench: venv
 	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/learning.py
 	$(PY) benchmarks/readme_results.py
+
+# The sdist and the wheel (built from the sdist, with build isolation) in a fresh dist/. Built from a
+# clean copy of what the sdist ships, so the checkout gets no build/ or *.egg-info and a stale
+# src/shoal.egg-info (the editable install's) cannot leak its SOURCES.txt into the sdist.
+# tests/integration/test_wheel_contents.py checks both archives hold every file under src/shoal.
+dist: venv
+	rm -rf dist
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	cp pyproject.toml README.md $(wildcard LICEN[CS]E*) "$$tmp"/ && \
+	tar -cf - --exclude=__pycache__ --exclude='*.py[co]' --exclude='*.egg-info' --exclude='.*' \
+	    src | tar -xf - -C "$$tmp" && \
+	$(PY) -m build --outdir "$(CURDIR)/dist" "$$tmp"
+	@ls -l dist
+
+# The docs site (mkdocs.yml, pages in docs/) into out/site. tests/unit/test_docs_site.py builds it
+# too (strict), so `make test` fails on a broken link or a stale YAML reference page.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir $(OUT)/site
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -2,13 +2,18 @@
 quickstart validates and runs, none of the extras' libraries is installed, and a graph that needs
 one is refused with the agent's FILE:LINE:COL, the extra's name and the command that installs it.
 
-One venv serves every test of the module (installing takes a minute or two; pip's cache is used).
-The checkout is copied first (pyproject.toml, README.md, src/) so that building the wheel writes
-no build/ or egg-info into it.
+What is installed is the wheel file that ``make dist`` would build: ``python -m build`` (sdist,
+then the wheel from the sdist, with build isolation) on a copy of the checkout (pyproject.toml,
+README.md, src/), so that building writes no build/ or egg-info into it. ``shoal_dist`` builds
+once per session and tests/integration/test_wheel_contents.py lists the same two archives; one
+venv serves every test of this module (building and installing take a minute or two; pip's cache
+is used).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import importlib.util
 import json
 import os
 import shutil
@@ -27,6 +32,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 QUICKSTART = REPO / "examples" / "quickstart"
 INSTALL_TIMEOUT_S = 1200
 RUN_TIMEOUT_S = 120
+# Never part of a build: caches, byte code, setuptools' metadata, editor and OS dot-files.
+JUNK = ("__pycache__", "*.pyc", "*.pyo", "*.egg-info", ".*")
 # Libraries of the extras [privacy], [llamacpp], [serve] and [train]: none may come with the core.
 EXTRA_MODULES = ("presidio_analyzer", "spacy", "llama_cpp", "fastapi", "sklearn")
 
@@ -67,6 +74,49 @@ edges:
 
 
 @dataclass(frozen=True)
+class ShoalDist:
+    sdist: Path  # shoal-VERSION.tar.gz
+    wheel: Path  # shoal-VERSION-py3-none-any.whl, built from the sdist
+    package: Path  # the copy of src/shoal they were built from (the checkout may change meanwhile)
+
+
+def is_junk(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in JUNK)
+
+
+def source_files(root: Path) -> set[str]:
+    """Every file under ``root`` (its path relative to ``root``, POSIX), caches and dot-files
+    excepted: what a build of it must ship."""
+    return {path.relative_to(root).as_posix() for path in root.rglob("*")
+            if path.is_file() and not any(is_junk(part) for part in path.relative_to(root).parts)}
+
+
+@pytest.fixture(scope="session")
+def shoal_dist(tmp_path_factory: pytest.TempPathFactory) -> ShoalDist:
+    """The sdist and the wheel, built as ``make dist`` builds them, once per session."""
+    if importlib.util.find_spec("build") is None:
+        pytest.fail("python -m build is missing from the dev venv: pip install -e '.[dev]'")
+    root = tmp_path_factory.mktemp("shoal-dist")
+    source = root / "shoal-src"
+    source.mkdir()
+    shutil.copy2(REPO / "pyproject.toml", source)
+    shutil.copy2(REPO / "README.md", source)
+    for licence in REPO.glob("LICEN[CS]E*"):
+        shutil.copy2(licence, source)
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns(*JUNK))
+
+    out = root / "dist"
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+    proc = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(source)],
+                          cwd=root, env=env, capture_output=True, text=True,
+                          timeout=INSTALL_TIMEOUT_S, check=False)
+    assert proc.returncode == 0, f"python -m build failed:\n{proc.stdout}\n{proc.stderr}"
+    sdists, wheels = sorted(out.glob("*.tar.gz")), sorted(out.glob("*.whl"))
+    assert len(sdists) == len(wheels) == 1, sorted(p.name for p in out.iterdir())
+    return ShoalDist(sdist=sdists[0], wheel=wheels[0], package=source / "src" / "shoal")
+
+
+@dataclass(frozen=True)
 class CoreVenv:
     python: Path
     shoal: Path
@@ -92,23 +142,15 @@ def _clean_env(venv: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def core_venv(tmp_path_factory: pytest.TempPathFactory) -> CoreVenv:
+def core_venv(tmp_path_factory: pytest.TempPathFactory, shoal_dist: ShoalDist) -> CoreVenv:
     root = tmp_path_factory.mktemp("core-install")
-    source = root / "shoal-src"
-    source.mkdir()
-    shutil.copy2(REPO / "pyproject.toml", source)
-    shutil.copy2(REPO / "README.md", source)
-    for licence in REPO.glob("LICEN[CS]E*"):
-        shutil.copy2(licence, source)
-    shutil.copytree(REPO / "src", source / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
-
     venv = root / "venv"
     env = _clean_env(venv)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env,
                    timeout=RUN_TIMEOUT_S)
     python = venv / "bin" / "python"
-    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(source)],
+    # The wheel file itself, never the source tree: a data file the wheel lacks fails here.
+    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(shoal_dist.wheel)],
                          cwd=root, env=env, capture_output=True, text=True,
                          timeout=INSTALL_TIMEOUT_S, check=False)
     assert pip.returncode == 0, f"pip install of the core failed:\n{pip.stdout}\n{pip.stderr}"
@@ -169,3 +211,14 @@ def test_a_graph_needing_an_extra_names_it(core_venv: CoreVenv) -> None:
     assert f"privacy.yaml:{line}:{col}:" in said
     assert "[privacy]" in said
     assert "pip install 'shoal[privacy]'" in said
+
+
+def test_every_data_file_is_installed(core_venv: CoreVenv, shoal_dist: ShoalDist) -> None:
+    # What the code loads at run time (packs, policies, lexicons, models, py.typed), as the
+    # installed package's resources: every non-.py file under src/shoal.
+    wanted = sorted(f for f in source_files(shoal_dist.package) if not f.endswith(".py"))
+    code = ("import importlib.resources, json, sys; root = importlib.resources.files('shoal'); "
+            "print(json.dumps([f for f in sys.argv[1:] if not root.joinpath(f).is_file()]))")
+    proc = core_venv.run([core_venv.python, "-c", code, *wanted])
+    assert proc.returncode == 0, proc.stderr
+    assert wanted and json.loads(proc.stdout) == []

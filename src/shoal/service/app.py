@@ -9,7 +9,7 @@ review queue and a person's label, see :mod:`shoal.policies.escalation.review`),
 out, see :mod:`shoal.fhir`; extra ``[fhir]``), and, without a key, ``GET /healthz`` (the process
 is up) and ``GET /readyz`` (200 once the start-up warm-up went through the graph, 503 before).
 The run, chat and FHIR routes need a key with the ``run`` scope, the review routes one with
-``review``.
+``review``. The dashboard under ``/ui`` (:mod:`shoal.service.ui`) checks its own session cookie.
 
 .. versionadded:: 0.1.0
 """
@@ -48,7 +48,7 @@ from shoal.policies.escalation import (
     review_label,
     review_queue,
 )
-from shoal.service import openai_api
+from shoal.service import openai_api, ui
 from shoal.service.gate import ApiError, Gate, error_body
 from shoal.service.keys import SCOPE_REVIEW, SCOPE_RUN, KeyStore
 from shoal.service.metrics import Metrics
@@ -65,7 +65,7 @@ FHIR_JSON = "application/fhir+json"
 RUN_ROUTES = frozenset({"/v1/runs", "/v1/runs/stream", "/v1/chat/completions", "/v1/models",
                         FHIR_COMMUNICATION})
 REVIEW_ROUTES = frozenset({"/v1/review", REVIEW_ITEM})
-ROUTES = frozenset({*RUN_ROUTES, *REVIEW_ROUTES, "/metrics", *OPEN_PATHS})
+ROUTES = frozenset({*RUN_ROUTES, *REVIEW_ROUTES, "/metrics", *OPEN_PATHS, *ui.PATHS})
 SCOPES = {**dict.fromkeys(RUN_ROUTES, SCOPE_RUN), **dict.fromkeys(REVIEW_ROUTES, SCOPE_REVIEW)}
 """The scope a key needs per route; ``/metrics`` takes any key of the graph."""
 MAX_REVIEW_LIMIT = 500
@@ -105,6 +105,7 @@ def create_app(
     slots = asyncio.Semaphore(concurrency)
     metrics = Metrics(outbox=graph.escalator.outbox if graph.escalator is not None else None,
                       versions=graph.model_versions, graph=graph.name)
+    recent = ui.RecentLatencies()  # the dashboard's p50/p95
     refreshed = [0.0]
     refresh_lock = asyncio.Lock()
 
@@ -139,7 +140,7 @@ def create_app(
     app = FastAPI(title="shoal", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.add_middleware(Gate, keys=keys, graph=graph.name, max_body=max_body, routes=ROUTES,
-                       open_paths=OPEN_PATHS, scopes=SCOPES)
+                       open_paths=OPEN_PATHS | ui.PATHS, scopes=SCOPES)  # /ui: its cookie
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
 
@@ -163,6 +164,7 @@ def create_app(
             with reject_when_full() as overload:
                 result = await graph.arun(text, id=record_id)
         metrics.observe(result)
+        recent.add(result)
         if (result.status == "error" and result.error is not None
                 and result.error.code == ErrorCode.BACKEND_OVERLOADED):
             # A model's queue was full: the client should come back, not treat it as a failure.
@@ -187,6 +189,7 @@ def create_app(
                 async for item in graph.astream(body.text, id=body.id):
                     if isinstance(item, RunResult):
                         metrics.observe(item)
+                        recent.add(item)
                         yield _sse(item.model_dump_json(), event="result")
                     else:
                         yield _sse(item.model_dump_json(), event="node")
@@ -243,25 +246,32 @@ def create_app(
         return JSONResponse(fhir_reply(result, parsed.envelope, graph=graph.name),
                             media_type=FHIR_JSON)
 
+    def review_page(node: str | None, include_reviewed: bool, limit: int) -> dict[str, Any]:
+        entries = review_queue(ledger, graph=graph.name, node=node,
+                               include_reviewed=include_reviewed)
+        return {"object": "list", "data": [_entry(e) for e in entries[:limit]],
+                "total": len(entries)}
+
     @app.get("/v1/review")
     def review_list(  # sync: FastAPI runs it in a thread, off the loop (SQLite blocks)
         node: str | None = None,
         include_reviewed: bool = Query(False, alias="all"),
         limit: int = Query(50, ge=1, le=MAX_REVIEW_LIMIT),
     ) -> Response:
-        entries = review_queue(ledger, graph=graph.name, node=node,
-                               include_reviewed=include_reviewed)
-        return JSONResponse({"object": "list", "data": [_entry(e) for e in entries[:limit]],
-                             "total": len(entries)})
+        return JSONResponse(review_page(node, include_reviewed, limit))
 
     @app.post(REVIEW_ITEM)
     async def review_one(entry_id: str, request: Request) -> Response:
         body = await _parse(request, ReviewRequest)
+        return JSONResponse(await label_entry(entry_id, body.label))
+
+    async def label_entry(entry_id: str, human_label: str) -> dict[str, Any]:
+        """A person's label on one entry (the review API's and the dashboard's)."""
 
         def label() -> LedgerEntry:
             entry = ledger.entry(entry_id) if ledger.exists() else None
             known = graph.node_labels(entry.node) if entry is not None else None
-            return review_label(ledger, entry_id, body.label, graph=graph.name,
+            return review_label(ledger, entry_id, human_label, graph=graph.name,
                                 known_labels=known, audit_path=audit_path)
 
         try:
@@ -272,8 +282,10 @@ def create_app(
         _log.info("review_labelled", entry_id=updated.id, node=updated.node,
                   label=updated.human_label, agrees_with_planner=(
                       updated.human_label == updated.planner_label))
-        return JSONResponse(_entry(updated))
+        return _entry(updated)
 
+    ui.mount_ui(app, graph=graph, metrics=metrics, keys=keys, recent=recent,
+                review_page=review_page, label_entry=label_entry)
     return app
 
 
