@@ -161,6 +161,7 @@ def test_the_dashboard_in_a_real_browser(server: Server, browser: WebDriver):
             assert api.post("/v1/runs", json={"text": text}).status_code == 200
     wait.until(lambda d: _text_is(d, "runs-total", "3"))
     assert browser.find_elements(By.CSS_SELECTOR, "#runs-chart svg rect")
+    assert browser.find_elements(By.CSS_SELECTOR, "#share-chart svg")  # share over time
 
     confirm = wait.until(expected_conditions.element_to_be_clickable(
         (By.CSS_SELECTOR, "#review-table button.confirm")))

@@ -13,9 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import shoal
 from shoal.graphs.loader import load_spec
+from shoal.graphs.results import NodeTrace, RunResult
 from shoal.policies.escalation import SqliteLedger
 from shoal.service import KeyStore, add_key, create_app
-from shoal.service.ui import CSP, SESSION_COOKIE
+from shoal.service.ui import CSP, SESSION_COOKIE, SIGN_IN_FAILURES, RecentRuns, SignInLimit
 
 GRAPH_YAML = """\
 shoal: 1
@@ -106,6 +107,54 @@ def test_a_wrong_key_is_refused(served: Served, client: TestClient, which: str):
     assert client.get("/ui/api/summary").status_code == 401
 
 
+def test_repeated_wrong_keys_lock_the_address_out_even_for_the_right_key(served: Served,
+                                                                           client: TestClient):
+    for _ in range(SIGN_IN_FAILURES):
+        assert client.post("/ui/login", data={"key": "sk-guess"}).status_code == 401
+    locked = client.post("/ui/login", data={"key": served.run_key})
+    assert locked.status_code == 429 and "Too many failed sign-ins" in locked.text
+    assert 1 <= int(locked.headers["retry-after"]) <= 60
+    assert "set-cookie" not in locked.headers
+
+
+def test_the_sign_in_limit_forgets_failures_after_its_window():
+    now = [1000.0]
+    limit = SignInLimit(failures=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):  # failures at 1000, 1005, 1010
+        assert limit.retry_after("10.0.0.1") is None
+        limit.failed("10.0.0.1")
+        now[0] += 5
+    assert limit.retry_after("10.0.0.1") == 45  # at 1015; the first leaves the window at 1060
+    assert limit.retry_after("10.0.0.2") is None  # per address
+    now[0] = 1060.5
+    assert limit.retry_after("10.0.0.1") is None  # two failures left in the window
+
+
+def _result(at_node: str | None, latency_ms: float = 10.0) -> RunResult:
+    nodes = [NodeTrace(node=n, agent="a", latency_ms=1.0, escalated=n == at_node)
+             for n in ("triage", "reply")]
+    return RunResult(id="r", status="escalated" if at_node else "ok", nodes=nodes,
+                     latency_ms=latency_ms)
+
+
+def test_the_escalation_share_over_time_counts_each_minute_apart():
+    now = [6000.0]  # a minute boundary
+    recent = RecentRuns(clock=lambda: now[0])
+    for node in ("triage", None, None, None):  # minute 1: 1 of 4 escalated at triage
+        recent.add(_result(node))
+    now[0] += 120  # minute 3: 2 of 2 at reply; minute 2 has no run
+    recent.add(_result("reply"))
+    recent.add(_result("reply", latency_ms=30.0))
+    t = recent.timeline(bucket_s=60, buckets=5)
+    assert t["runs"] == [0, 0, 4, 0, 2]
+    assert t["share"] == {"triage": [None, None, 0.25, None, 0.0],
+                          "reply": [None, None, 0.0, None, 1.0]}
+    assert t["start"] == 6120 + 60 - 5 * 60
+    assert recent.quantiles() == {"n": 6, "p50": 0.01, "p95": 0.03}
+    now[0] += 3600  # an hour later the window is empty
+    assert recent.timeline(bucket_s=60, buckets=5)["runs"] == [0] * 5
+
+
 def test_a_removed_key_ends_its_session(served: Served, client: TestClient):
     sign_in(client, served.run_key)
     assert client.get("/ui/api/summary").status_code == 200
@@ -159,6 +208,7 @@ def test_the_summary_numbers_equal_the_metrics(served: Served, client: TestClien
     assert [summary["latency"]["count"]] == count == [4.0]
     recent = summary["latency"]["recent"]
     assert recent["n"] == 4 and 0 <= recent["p50"] <= recent["p95"]
+    assert sum(summary["timeline"]["runs"]) == 4 and summary["timeline"]["share"] == {}
     assert summary["graph"] == "dash" and summary["shadow"] == []
     assert summary["escalations"] == {}  # no planner in this graph
 

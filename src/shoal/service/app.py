@@ -105,7 +105,7 @@ def create_app(
     slots = asyncio.Semaphore(concurrency)
     metrics = Metrics(outbox=graph.escalator.outbox if graph.escalator is not None else None,
                       versions=graph.model_versions, graph=graph.name)
-    recent = ui.RecentLatencies()  # the dashboard's p50/p95
+    recent = ui.RecentRuns()  # the dashboard's p50/p95 and escalation share over time
     refreshed = [0.0]
     refresh_lock = asyncio.Lock()
 

@@ -4,12 +4,15 @@ package (no CDN, no external font), a strict Content-Security-Policy (``'self'``
 Sign-in: ``/ui/login`` takes an API key (the same keys as the API); the server answers with an
 HttpOnly, SameSite=Strict cookie holding a random token that maps, in this process's memory, to
 the key's name and scopes until it expires (:data:`SESSION_TTL_S`) or the key is removed from the
-keys file. Without auth (``--no-auth``, loopback only) the dashboard is open.
+keys file. Sign-in is limited per client address (:class:`SignInLimit`). Sessions live in one
+process: replicas behind a load balancer need sticky sessions for ``/ui``. Without auth
+(``--no-auth``, loopback only) the dashboard is open.
 
 The numbers come from the same :class:`~shoal.service.metrics.Metrics` registry ``/metrics``
 renders (never a second count), except the latency quantiles, which come from a ring of the last
-:data:`RECENT_RUNS` run latencies kept by the app (:class:`RecentLatencies`). The review queue
-shows each entry's masked text only and labels through the review API's own code.
+:data:`RECENT_RUNS` runs kept by the app (:class:`RecentRuns`), which also gives the escalation
+share per node over the last half hour, minute by minute. The review queue shows each entry's
+masked text only and labels through the review API's own code.
 
 .. versionadded:: 0.1.0
 """
@@ -39,8 +42,8 @@ from shoal.service.gate import ApiError
 from shoal.service.keys import SCOPE_REVIEW, ApiKey, KeyStore
 from shoal.service.metrics import CIRCUIT_STATES, Metrics
 
-__all__ = ["CSP", "PATHS", "RecentLatencies", "SESSION_COOKIE", "SESSION_TTL_S", "Sessions",
-           "mount_ui", "summary"]
+__all__ = ["CSP", "PATHS", "RecentRuns", "SESSION_COOKIE", "SESSION_TTL_S", "Sessions",
+           "SignInLimit", "mount_ui", "summary"]
 
 PAGE = "/ui"
 LOGIN = "/ui/login"
@@ -53,10 +56,14 @@ ASSETS = {"/ui/static/ui.js": ("ui.js", "text/javascript; charset=utf-8"),
           "/ui/static/favicon.svg": ("favicon.svg", "image/svg+xml")}
 PATHS = frozenset({PAGE, LOGIN, LOGOUT, SUMMARY, REVIEW, LABEL, *ASSETS})
 """The dashboard's routes: the Gate lets them through, they check the session cookie."""
+SIGN_IN_FAILURES = 10
+SIGN_IN_WINDOW_S = 60.0
 SESSION_COOKIE = "shoal_ui"
 SESSION_TTL_S = 8 * 3600
 MAX_SESSIONS = 1000
 RECENT_RUNS = 500
+TIMELINE_BUCKET_S = 60.0
+TIMELINE_BUCKETS = 30
 UI_HEADER = "x-shoal-ui"
 """The dashboard's script sends it with every JSON post: a cross-site form cannot."""
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -123,23 +130,84 @@ class Sessions:
                 self._by_hash.pop(_digest(token), None)
 
 
+class SignInLimit:
+    """At most ``failures`` failed sign-ins per client address in any ``window_s`` seconds; past
+    that, every sign-in from the address (right key or not) is refused until the oldest failure
+    leaves the window, so a key cannot be guessed at the speed of the server."""
+
+    def __init__(self, failures: int = SIGN_IN_FAILURES, window_s: float = SIGN_IN_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.failures = failures
+        self.window_s = window_s
+        self._clock = clock
+        self._by_client: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or None when it may now."""
+        now = self._clock()
+        with self._lock:
+            seen = self._by_client.get(client)
+            if seen is None:
+                return None
+            while seen and seen[0] <= now - self.window_s:
+                seen.popleft()
+            if not seen:
+                del self._by_client[client]
+                return None
+            if len(seen) < self.failures:
+                return None
+            return max(1, math.ceil(seen[0] + self.window_s - now))
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            if client not in self._by_client and len(self._by_client) >= MAX_SESSIONS:
+                self._by_client.pop(next(iter(self._by_client)))  # bounded memory
+            self._by_client.setdefault(client, deque()).append(self._clock())
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
-class RecentLatencies:
-    """The last ``size`` run latencies (seconds), for the dashboard's p50 and p95."""
+class RecentRuns:
+    """The last ``size`` runs, for the dashboard's latency p50/p95 and its escalation share
+    over time: per run its wall-clock time, latency and the nodes that escalated (names only,
+    nothing the sender wrote)."""
 
-    def __init__(self, size: int = RECENT_RUNS) -> None:
-        self._values: deque[float] = deque(maxlen=size)
+    def __init__(self, size: int = RECENT_RUNS, clock: Callable[[], float] = time.time) -> None:
+        self._runs: deque[tuple[float, float | None, tuple[str, ...]]] = deque(maxlen=size)
+        self._clock = clock
 
     def add(self, result: RunResult) -> None:
-        if result.latency_ms is not None:
-            self._values.append(result.latency_ms / 1000.0)
+        escalated = tuple(n.node for n in result.nodes if n.escalated or n.pending)
+        latency = result.latency_ms / 1000.0 if result.latency_ms is not None else None
+        self._runs.append((self._clock(), latency, escalated))
 
     def quantiles(self) -> dict[str, float | int | None]:
-        values = sorted(self._values)
+        values = sorted(lat for _, lat, _ in self._runs if lat is not None)
         return {"n": len(values), "p50": _quantile(values, 0.5), "p95": _quantile(values, 0.95)}
+
+    def timeline(self, bucket_s: float = TIMELINE_BUCKET_S,
+                 buckets: int = TIMELINE_BUCKETS) -> dict[str, Any]:
+        """Runs and escalation share per node in each of the last ``buckets`` windows of
+        ``bucket_s`` seconds, oldest first; a window with no run has share None. The share of a
+        node is the fraction of the window's runs in which that node escalated."""
+        now = self._clock()
+        end = math.floor(now / bucket_s) * bucket_s + bucket_s
+        start = end - buckets * bucket_s
+        runs = [0] * buckets
+        by_node: dict[str, list[int]] = {}
+        for at, _, escalated in self._runs:
+            if at < start:
+                continue
+            i = min(buckets - 1, int((at - start) // bucket_s))
+            runs[i] += 1
+            for node in set(escalated):
+                by_node.setdefault(node, [0] * buckets)[i] += 1
+        return {"bucket_s": bucket_s, "start": start, "runs": runs,
+                "share": {node: [c / r if r else None for c, r in zip(counts, runs, strict=True)]
+                          for node, counts in sorted(by_node.items())}}
 
 
 def _quantile(values: list[float], q: float) -> float | None:
@@ -149,7 +217,7 @@ def _quantile(values: list[float], q: float) -> float | None:
     return values[max(0, math.ceil(q * len(values)) - 1)]
 
 
-def summary(metrics: Metrics, graph: Graph, recent: RecentLatencies) -> dict[str, Any]:
+def summary(metrics: Metrics, graph: Graph, recent: RecentRuns) -> dict[str, Any]:
     """The dashboard's numbers, read from ``metrics``' registry as ``/metrics`` renders it."""
     runs: dict[str, float] = {}
     escalations: dict[str, dict[str, float]] = {}
@@ -182,6 +250,7 @@ def summary(metrics: Metrics, graph: Graph, recent: RecentLatencies) -> dict[str
                     "spend_usd": single.get("shoal_planner_spend_usd_total", 0.0),
                     "all_planner_estimate_usd": single.get(
                         "shoal_all_planner_estimate_usd_total", 0.0)},
+        "timeline": recent.timeline(),
         "latency": {"recent": recent.quantiles(), "count": count,
                     "mean": (single.get("shoal_run_latency_seconds_sum", 0.0) / count
                              if count else None)},
@@ -220,10 +289,11 @@ LabelEntry = Callable[[str, str], Awaitable[dict[str, Any]]]
 
 
 def mount_ui(app: FastAPI, *, graph: Graph, metrics: Metrics, keys: KeyStore | None,
-             recent: RecentLatencies, review_page: ReviewPage, label_entry: LabelEntry) -> None:
+             recent: RecentRuns, review_page: ReviewPage, label_entry: LabelEntry) -> None:
     """Add the dashboard's routes to ``app``. ``review_page`` and ``label_entry`` are the review
     API's own list and label functions."""
     sessions = Sessions(keys, graph.name) if keys is not None else None
+    limit = SignInLimit()
 
     def session_of(request: Request) -> Session | None:
         if sessions is None:
@@ -258,10 +328,16 @@ def mount_ui(app: FastAPI, *, graph: Graph, metrics: Metrics, keys: KeyStore | N
     async def login(request: Request) -> Response:
         if sessions is None or keys is None:
             return RedirectResponse(PAGE, status_code=303, headers=_HEADERS)
+        client = request.client.host if request.client is not None else "unknown"
+        wait = limit.retry_after(client)
+        if wait is not None:
+            return HTMLResponse(_login(f"Too many failed sign-ins; try again in {wait} s."),
+                                status_code=429, headers={**_HEADERS, "Retry-After": str(wait)})
         form = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
         token = (form.get("key") or [""])[0].strip()
         key = keys.lookup(token) if token else None
         if key is None or not key.allows(graph.name):
+            limit.failed(client)
             return HTMLResponse(_login("That key is not valid for this graph."),
                                 status_code=401, headers=_HEADERS)
         response = RedirectResponse(PAGE, status_code=303, headers=_HEADERS)

@@ -1,5 +1,5 @@
 // The shoal dashboard: reads /ui/api/summary and /ui/api/review every few seconds and draws
-// tables and two small SVG bar charts. The DOM is built with textContent only.
+// tables, two small SVG bar charts and a line chart of the escalation share over time. The DOM is built with textContent only.
 "use strict";
 (function () {
   const REFRESH_MS = 3000;
@@ -61,6 +61,51 @@
     });
     container.replaceChildren(svg);
   }
+  const LINE_COLORS = ["#1f6feb", "#cf222e", "#2da44e", "#bf8700", "#8250df", "#57606a"];
+  function lines(container, t) {
+    // t: {bucket_s, start, runs: [n], share: {node: [share|null]}} drawn as one line per node
+    const w = 360, h = 140, left = 34, bottom = 18, top = 6, n = t.runs.length;
+    const x = (i) => left + ((w - left - 8) * i) / Math.max(1, n - 1);
+    const y = (v) => top + (h - top - bottom) * (1 - v);
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("viewBox", `0 0 ${w} ${h + 18 * Object.keys(t.share).length}`);
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", "Escalation share per node over time");
+    for (const v of [0, 0.5, 1]) {
+      const g = document.createElementNS(SVG, "line");
+      g.setAttribute("x1", left); g.setAttribute("x2", w - 8);
+      g.setAttribute("y1", y(v)); g.setAttribute("y2", y(v)); g.setAttribute("class", "grid");
+      const l = document.createElementNS(SVG, "text");
+      l.setAttribute("x", 0); l.setAttribute("y", y(v) + 4); l.textContent = (100 * v) + "%";
+      svg.append(g, l);
+    }
+    const ago = document.createElementNS(SVG, "text");
+    ago.setAttribute("x", left); ago.setAttribute("y", h - 2);
+    ago.textContent = `-${Math.round((n * t.bucket_s) / 60)} min`;
+    const nowLabel = document.createElementNS(SVG, "text");
+    nowLabel.setAttribute("x", w - 40); nowLabel.setAttribute("y", h - 2); nowLabel.textContent = "now";
+    svg.append(ago, nowLabel);
+    Object.keys(t.share).forEach((node, k) => {
+      const color = LINE_COLORS[k % LINE_COLORS.length];
+      const pts = [];
+      t.share[node].forEach((v, i) => { if (v !== null) pts.push(`${x(i)},${y(v)}`); });
+      const pl = document.createElementNS(SVG, "polyline");
+      pl.setAttribute("points", pts.join(" ")); pl.setAttribute("fill", "none");
+      pl.setAttribute("stroke", color); pl.setAttribute("stroke-width", 2);
+      pl.setAttribute("data-node", node);
+      const key = document.createElementNS(SVG, "text");
+      key.setAttribute("x", left); key.setAttribute("y", h + 14 + 18 * k);
+      key.setAttribute("fill", color); key.textContent = "— " + node;
+      svg.append(pl, key);
+    });
+    if (!Object.keys(t.share).length) {
+      const none = document.createElementNS(SVG, "text");
+      none.setAttribute("x", left + 10); none.setAttribute("y", y(0.5));
+      none.textContent = t.runs.some((r) => r > 0) ? "no escalation in this window" : "no run yet";
+      svg.append(none);
+    }
+    container.replaceChildren(svg);
+  }
   const COLORS = { ok: "#2da44e", escalated: "#1f6feb", pending_escalation: "#bf8700",
     refused: "#8250df", error: "#cf222e" };
 
@@ -85,6 +130,7 @@
       { name: "all-planner est.", value: p.all_planner_estimate_usd,
         shown: usd(p.all_planner_estimate_usd), color: "#8b949e" },
     ], "Planner spend against the all-planner estimate");
+    lines($("share-chart"), s.timeline);
     const nodes = Object.keys(s.escalations).sort();
     if (nodes.length) {
       fill($("esc-table").tBodies[0], nodes.map((n) => {
