@@ -83,6 +83,7 @@ bench: venv
 	$(PY) benchmarks/soak.py
 	$(PY) benchmarks/serve_load.py
 	$(PY) benchmarks/learning.py
+	$(PY) benchmarks/plan.py
 	$(PY) benchmarks/readme_results.py
 
 # The sdist and the wheel (built from the sdist, with build isolation) in a fresh dist/. Built from a
@@ -111,4 +112,5 @@ clean:
 healthcare-data: venv
 	$(PY) examples/healthcare/data/make_messages.py
 	$(PY) examples/healthcare/data/make_lookalikes.py
+	$(PY) examples/healthcare/data/make_multi.py
 	$(PY) examples/healthcare/build_models.py

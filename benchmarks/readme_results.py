@@ -123,6 +123,9 @@ def render() -> str:
     learning = _load("learning.json")
     if learning:
         out += _learning(learning)
+    plan = _load("plan.json")
+    if plan:
+        out += _plan(plan)
     if not out:
         out = ["No benchmark results yet: run `make bench`.", ""]
     return "\n".join(out).rstrip() + "\n"
@@ -750,6 +753,48 @@ def splice(readme: str, block: str) -> str:
     head, rest = readme.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{block}{END}{tail}"
+
+
+PLAN_MODES = (("single_label", "single label (triage only)"), ("splitter", "local splitter"),
+              ("plan_mode", "plan mode"), ("plan_mode_oracle", "plan mode, ORACLE planner"))
+
+
+def _plan(r: dict[str, Any]) -> list[str]:
+    """benchmarks/plan.py: requests routed right per mode, planner calls, the plan cache."""
+    t = r["targets"]
+    out = [f"**Several requests in one message** (`benchmarks/plan.py`): "
+           f"{r['data']['multi_messages']} held-out messages of two or three requests "
+           f"(`{r['data']['multi']}`); a request is handled when a step with its label reaches "
+           f"its specialist. Planner: {r['planner']}.", "",
+           "| mode | requests handled | emergency requests | extra steps / message | "
+           "messages exactly right | planner calls / message | plan cache hit rate |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for key, name in PLAN_MODES:
+        m = r.get(key)
+        if not m:
+            continue
+        hit = (m.get("cache") or {}).get("hit_rate")
+        out.append(f"| {name} | {m['intents_handled']:.3f} | {_num(m['emergency_recall'])} | "
+                   f"{m['extra_per_message']:.3f} | {m['exact_share']:.3f} | "
+                   f"{m['planner_calls_per_message']:.3f} | {_num(hit)} |")
+    single = r["single_requests"]
+    met = t["met"]
+    out += ["", f"Single-request messages ({single['messages']} of `{r['data']['single']}`): "
+                f"{single['split_share']:.1%} split into steps, {single['label_changed']} "
+                f"whose label changed, triage accuracy {single['triage_accuracy']:.3f}.", "",
+            f"Targets (plan mode): requests handled >= {t['intents_handled']}: "
+            f"{_met(met['intents_handled'])}; <= {t['planner_calls_per_message']} planner call "
+            f"per message: {_met(met['planner_calls_per_message'])}; single requests unaffected "
+            f"(no label changed, at most {t['single_split_max']:.0%} split): "
+            f"{_met(met['single_requests_unaffected'])}."]
+    oracle = t.get("met_oracle")
+    if oracle:
+        out[-1] += (f" With an always-right planner (the ORACLE row: what a strong planner "
+                    f"approaches), requests handled: {_met(oracle['intents_handled'])}, planner "
+                    f"calls: {_met(oracle['planner_calls_per_message'])}.")
+    out += ["", f"Measured {r['machine']['when'][:10]} (`python benchmarks/plan.py`, "
+                + ", ".join(f"{k} {v:.0f} s" for k, v in r["seconds"].items()) + ").", ""]
+    return out
 
 
 def main() -> None:

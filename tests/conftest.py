@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import importlib.util
 import io
+import sys
 import textwrap
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,6 +18,17 @@ from shoal.observability import configure_logging
 from shoal.store import close_pools
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def import_script(path: Path, name: str) -> ModuleType:
+    """A script outside the package (examples/, benchmarks/ are no packages), imported from its
+    path under ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

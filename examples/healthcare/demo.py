@@ -6,9 +6,10 @@ Starts the embedded stand-in planner (llama_cpp.server on 127.0.0.1 serving Smol
 stopped at the end) unless SHOAL_PLANNER_URL points at a real one, runs
 examples/healthcare/cascade.yaml over a stratified sample of the test split (every message with
 --all), writes one result line per message (as `shoal run` does; `shoal report` reads it) and
-prints per-class accuracy, escalation share per node, latency and money, and three sample
-exchanges: the message as the models saw it (masked) and the reply that went out (the patient
-reads their own name where it shows ``[NAME_1]``).
+prints per-class accuracy, escalation share per node, latency and money, and four sample
+exchanges (the last a message with several requests and its one reply): the message as the
+models saw it (masked) and the reply that went out (the patient reads their own name where it
+shows ``[NAME_1]``).
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ def _trace(result: shoal.RunResult, node: str) -> Any:
     return next((n for n in result.nodes if n.node == node), None)
 
 
+REPLY_NODES = ("answer", "urgent", "decline")
+
+
 def exchange(result: shoal.RunResult) -> tuple[str, str, str] | None:
     """(masked message, reply as sent (masked), where it came from), or None when no reply went
     out. Masked: the demo prints what the pipeline handled, not the patients' data."""
@@ -131,23 +135,27 @@ def exchange(result: shoal.RunResult) -> tuple[str, str, str] | None:
     reply = out.get("answer") if isinstance(out, dict) else out
     if not isinstance(message, str) or not isinstance(reply, str) or result.status == "refused":
         return None
-    node = next((n for n in ("answer", "urgent", "decline") if _trace(result, n)), "?")
+    steps = [n for n in result.nodes if n.step is not None and n.node in REPLY_NODES]
+    if _trace(result, "reply") is not None and steps:
+        return message, reply, "reply: " + ", ".join(
+            f"step {n.step} {n.node} ({n.label})" for n in steps)
+    node = next((n for n in REPLY_NODES if _trace(result, n)), "?")
     source = out.get("template", "model") if isinstance(out, dict) else "model"
     personal = " + the model's sentence" if isinstance(out, dict) and out.get("personal") else ""
     return message, reply, f"{node}: {source}{personal}"
 
 
 def sample_exchanges(rows: list[dict[str, Any]], results: dict[str, shoal.RunResult],
-                     n: int = 3) -> list[tuple[str, str, str, str]]:
-    """One refill or appointment (personalised if any), one emergency, one decline: what a new
-    user should see first."""
+                     n: int = 4) -> list[tuple[str, str, str, str]]:
+    """One refill or appointment (personalised if any), one emergency, one decline, and one
+    message with several requests answered in one reply: what a new user should see first."""
     wanted = ((("prescription_refill", "appointment"), "answer"), (("emergency",), "urgent"),
-              (("off_topic", "injection"), "decline"))
+              (("off_topic", "injection"), "decline"), (None, "reply"))
     picked: list[tuple[str, str, str, str]] = []
     for labels, node in wanted:
         # Each from the branch its class takes (a triage mistake is in the table above, not
         # the example of what a class's patients get).
-        candidates = [r for r in rows if r["label"] in labels
+        candidates = [r for r in rows if (labels is None or r["label"] in labels)
                       and _trace(results[r["id"]], node) is not None
                       and exchange(results[r["id"]]) is not None]
         candidates.sort(key=lambda r: not (isinstance(results[r["id"]].output, dict)
@@ -156,7 +164,9 @@ def sample_exchanges(rows: list[dict[str, Any]], results: dict[str, shoal.RunRes
             row = candidates[0]
             got = exchange(results[row["id"]])
             assert got is not None
-            picked.append((row["label"], *got))
+            shown = (" + ".join(row.get("labels") or [row["label"]]) if node == "reply"
+                     else row["label"])
+            picked.append((shown, *got))
     return picked[:n]
 
 

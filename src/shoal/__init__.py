@@ -33,6 +33,7 @@ from shoal.graphs import (
     Record,
     RouteEdge,
     RunResult,
+    StepsSpec,
     load_graph,
 )
 from shoal.observability import configure_logging
@@ -67,6 +68,7 @@ __all__ = [
     "ShoalError",
     "SpecError",
     "SpecIssue",
+    "StepsSpec",
     "StoreError",
     "__version__",
     "agent",

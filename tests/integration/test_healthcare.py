@@ -57,8 +57,10 @@ async def test_each_message_takes_its_path_and_no_identifier_leaves(
     assert results["injection"].status == "refused"
     assert predicted_class(results["injection"]) == "injection"
     refill = results["prescription_refill"]
-    assert [n.node for n in refill.nodes] == ["guard", "mask", "triage", "validate", "answer",
-                                              "comply"]
+    # One request: the splitter keeps triage's route (no steps).
+    assert [n.node for n in refill.nodes] == ["guard", "mask", "triage", "split", "validate",
+                                              "answer", "comply"]
+    assert all(n.step is None for n in refill.nodes)
     assert predicted_class(refill) == "prescription_refill"
     # Templates first, and sent: the compliance checker passes the reviewed wording.
     assert refill.status in ("ok", "escalated") and refill.reply is not None

@@ -234,8 +234,8 @@ def test_runs_returns_the_run_result(server: Server):
     assert response.status_code == 200
     result = RunResult.model_validate(response.json())
     assert result.id == "refill-1" and result.status != "error"
-    assert [n.node for n in result.nodes] == ["guard", "mask", "triage", "validate", "answer",
-                                              "comply"]
+    assert [n.node for n in result.nodes] == ["guard", "mask", "triage", "split", "validate",
+                                              "answer", "comply"]
     assert result.cost is not None and result.latency_ms
     # As `shoal run` writes it: every field but the sender's unmasked reply, which only the
     # chat answer carries.

@@ -53,15 +53,21 @@ def test_cascade_mermaid_has_routes_dotted_planner_edges_and_the_critical_floor(
     text = _mermaid(CASCADE)
     assert text.splitlines()[3] == "flowchart TB"
     # Route edges carry their labels; two labels to one node share an arrow.
-    assert 'n_triage -->|"emergency"| n_urgent' in text
-    assert 'n_triage -->|"injection / off_topic"| n_decline' in text
-    assert 'n_triage -->|"default"| n_validate' in text
+    assert "n_triage --> n_split" in text
+    assert 'n_split -->|"emergency"| n_urgent' in text
+    assert 'n_split -->|"injection / off_topic"| n_decline' in text
+    assert 'n_split -->|"default"| n_validate' in text
     assert "n_validate --> n_answer" in text and "n_urgent --> n_comply" in text
+    # Several requests: a thick arrow from the splitter to the join of its steps.
+    assert 'n_split ==>|"several requests"| n_reply' in text
+    assert "n_reply --> n_comply" in text
     # Dotted edges to the planner from every node that may escalate, saying when; none from
     # the masker (never escalates) nor from guard and comply (on_flag: false in the policy).
     dotted = re.findall(r"^  (\S+) -\.->\|\"([^\"]*)\"\| " + PLANNER_ID + "$", text, re.M)
-    assert {node for node, _ in dotted} == {"n_triage", "n_urgent", "n_decline", "n_validate",
-                                             "n_answer"}
+    assert {node for node, _ in dotted} == {"n_triage", "n_split", "n_urgent", "n_decline",
+                                             "n_validate", "n_answer"}
+    # The splitter asks the planner in plan mode only (on_flag: false in the policy).
+    assert dict(dotted)["n_split"] == "unsure split: plan mode"
     # The calibrated threshold (triage-calibrated.yaml, listed last) wins over 0.5.
     assert dict(dotted)["n_triage"] == "confidence #lt; 0.4858, agent's flag, critical"
     assert f'{PLANNER_ID}[["<b>planner</b><br/>model: planner (openai: ' in text
@@ -153,8 +159,8 @@ def test_mermaid_escapes_the_authors_text():
 def test_layers_follow_the_longest_path_and_survive_a_loop():
     spec, _ = load_spec(CASCADE)
     diagram = build_diagram(spec, CASCADE.parent)
-    assert layers(diagram) == [[START_ID], ["n_guard"], ["n_mask"], ["n_triage"],
-                               ["n_urgent", "n_decline", "n_validate"], ["n_answer"],
+    assert layers(diagram) == [[START_ID], ["n_guard"], ["n_mask"], ["n_triage"], ["n_split"],
+                               ["n_reply", "n_urgent", "n_decline", "n_validate"], ["n_answer"],
                                ["n_comply"]]
     looped = Diagram("loop", [DiagramNode("n_a", "a", "x", None),
                               DiagramNode("n_b", "b", "x", None)],

@@ -26,12 +26,19 @@ train/dev/test), so no phrasing pattern seen in training appears in dev or test.
 also holds the ``hard: true`` families, which exist only there:
 
 - several intents in one message; the gold label is the one a triage nurse acts on first:
-  emergency, then symptom_report, prescription_refill, appointment, billing (:data:`PRIORITY`);
+  emergency, then symptom_report, prescription_refill, appointment, billing (:data:`PRIORITY`;
+  off_topic loses to all of them). These records (families ``hard_multi_*``) alone also carry
+  ``labels``: every intent's label in order of appearance, ``label`` among them;
 - negations ("no chest pain, I just need my refill");
 - heavy typos and text-speak;
 - clinical judgement: symptoms that sound alarming but are routine, and the reverse;
 - polite injections hidden inside a real request (label ``injection``);
 - off-topic requests dressed in clinic words.
+
+Records: ``id`` (``hc-00001`` ...), ``text``, ``label``, ``labels`` (``hard_multi_*`` only),
+``family``, ``split``, ``hard``, ``has_pii``, ``pii``. ``make_multi.py`` builds longer messages
+of two or three requests from the dev and test families (``multi_dev.jsonl``,
+``multi_test.jsonl``).
 
 Run ``python examples/healthcare/data/make_messages.py`` (or ``make healthcare-data``, which
 also retrains ``examples/healthcare/models/triage.onnx``). Deterministic: the same seed and the
@@ -180,13 +187,18 @@ class Family:
     wrap: bool = True
     """Whether greetings and signatures may be added."""
     hard: bool = False
+    template_labels: tuple[tuple[str, ...], ...] = ()
+    """Several-intent families (:func:`multi`): the labels of each template's intents, in order
+    of appearance, aligned with ``templates``; empty for every other family."""
 
 
 def fam(name: str, label: str, templates: Sequence[str], *, weight: float = 1.0,
         n: int | None = None, style: str = "normal", pii: float = 0.8, wrap: bool = True,
-        hard: bool = False, **slots: Sequence[str]) -> Family:
+        hard: bool = False, template_labels: Sequence[Sequence[str]] = (),
+        **slots: Sequence[str]) -> Family:
     """A family; keyword arguments other than the options are its slot fillers."""
-    return Family(name, label, tuple(templates), slots, weight, n, style, pii, wrap, hard)
+    return Family(name, label, tuple(templates), slots, weight, n, style, pii, wrap, hard,
+                  tuple(tuple(labels) for labels in template_labels))
 
 
 APPT, RX, SYM, BILL, EMER, OFF, INJ = LABELS
@@ -1185,12 +1197,27 @@ CROSS = [
 ]
 # --- hard families (test only) --------------------------------------------------------------------
 
+
+def multi(name: str, label: str, cases: Sequence[tuple[Sequence[str], str]],
+          **options: Any) -> Family:
+    """A hard family of several-intent messages: each case is (the labels of its intents in order
+    of appearance, template). ``label`` must be the first of them in :data:`PRIORITY`
+    (``off_topic`` after all of it)."""
+    order = (*PRIORITY, OFF)
+    for labels, template in cases:
+        if len(set(labels)) != len(labels) or min(labels, key=order.index) != label:
+            raise ValueError(f"family {name}: labels {labels} do not give {label}: {template!r}")
+    return fam(name, label, [t for _, t in cases], template_labels=[ls for ls, _ in cases],
+               hard=True, **options)
+
+
 HARD = [
     # several intents: the gold label is the first one in PRIORITY
-    fam("hard_multi_emergency_first", EMER, [
-        "Hi, I need my {drug} refilled and to move my {visit} on {day}, but also {em} {tail}",
-        "Two things: can you check my bill from {month}, and {em_lc}",
-        "I was going to ask about my appointment {day} but {em_lc} {tail}",
+    multi("hard_multi_emergency_first", EMER, [
+        ((RX, APPT, EMER),
+         "Hi, I need my {drug} refilled and to move my {visit} on {day}, but also {em} {tail}"),
+        ((BILL, EMER), "Two things: can you check my bill from {month}, and {em_lc}"),
+        ((APPT, EMER), "I was going to ask about my appointment {day} but {em_lc} {tail}"),
     ], em=["my chest has been crushing for 20 minutes and my arm is numb.",
            "my husband's face just started drooping and he can't talk right.",
            "I swallowed all my sleeping pills an hour ago.",
@@ -1199,39 +1226,44 @@ HARD = [
               "I've been thinking of ending my life and I have the pills out",
               "I cut my arm badly and it's pouring blood through the towel",
               "my wife's speech is slurred and her left arm went weak"],
-       tail=["What do I do?", "Sorry.", "", "Please hurry."], n=12, hard=True),
-    fam("hard_multi_symptom_first", SYM, [
-        "Can I get an appointment {day}? I've had {sx} for {duration} and it's getting worse.",
-        "Please refill my {drug}. Also, since last week I've had {sx}, should I be seen?",
-        "Question about my bill, and also {sx_lc} - is that from the new {drug}?",
-        "I need to reschedule {day}, but more importantly {sx_lc}.",
+       tail=["What do I do?", "Sorry.", "", "Please hurry."], n=12),
+    multi("hard_multi_symptom_first", SYM, [
+        ((APPT, SYM),
+         "Can I get an appointment {day}? I've had {sx} for {duration} and it's getting worse."),
+        ((RX, SYM),
+         "Please refill my {drug}. Also, since last week I've had {sx}, should I be seen?"),
+        ((BILL, SYM), "Question about my bill, and also {sx_lc} - is that from the new {drug}?"),
+        ((APPT, SYM), "I need to reschedule {day}, but more importantly {sx_lc}."),
     ], sx=["a burning pain when I pee", "a rash that keeps spreading", "a cough with fever",
            "a swollen painful ankle", "bad dizziness when I stand"],
        sx_lc=["my ankles have been swelling a lot", "I've been getting headaches every day",
               "my heart sometimes flutters for a few seconds", "I keep getting nosebleeds"],
-       n=14, hard=True),
-    fam("hard_multi_refill_first", RX, [
-        "I need to book my {visit} for next month, and I'm out of {drug} - can you send a refill "
-        "in the meantime?",
-        "My insurance changed to {insurer} (ID {member}), and I need my {drug} refilled to "
-        "{pharmacy} under the new plan.",
-        "Can you move my appt {day} and send {drug} to {pharmacy}? I run out Friday.",
-        "Billing question for later, but first: my {drug} refill is stuck at the pharmacy.",
-    ], n=12, hard=True),
-    fam("hard_multi_appointment_first", APPT, [
-        "I'd like to reschedule my {visit} to {day}. Also, why was I charged {amount} last time?",
-        "Can I book a {visit} with {doctor}? And is the copay still {amount}?",
-        "Please update my insurance to {insurer} and put me down for my annual physical in "
-        "{month}.",
-    ], n=10, hard=True),
-    fam("hard_multi_offtopic_plus_request", RX, [
-        "Random but did the {team} win last night? lol. Anyway I need my {drug} refilled.",
-        "Before I forget, what's a good recipe for {dish}? Also my {drug} needs a refill to "
-        "{pharmacy}.",
-        "ok two questions, can you write a haiku for my mom's birthday and can you renew my "
-        "{drug}",
+       n=14),
+    multi("hard_multi_refill_first", RX, [
+        ((APPT, RX), "I need to book my {visit} for next month, and I'm out of {drug} - can you "
+         "send a refill in the meantime?"),
+        ((BILL, RX), "My insurance changed to {insurer} (ID {member}), and I need my {drug} "
+         "refilled to {pharmacy} under the new plan."),
+        ((APPT, RX), "Can you move my appt {day} and send {drug} to {pharmacy}? I run out Friday."),
+        ((BILL, RX),
+         "Billing question for later, but first: my {drug} refill is stuck at the pharmacy."),
+    ], n=12),
+    multi("hard_multi_appointment_first", APPT, [
+        ((APPT, BILL), "I'd like to reschedule my {visit} to {day}. Also, why was I charged "
+         "{amount} last time?"),
+        ((APPT, BILL), "Can I book a {visit} with {doctor}? And is the copay still {amount}?"),
+        ((BILL, APPT), "Please update my insurance to {insurer} and put me down for my annual "
+         "physical in {month}."),
+    ], n=10),
+    multi("hard_multi_offtopic_plus_request", RX, [
+        ((OFF, RX),
+         "Random but did the {team} win last night? lol. Anyway I need my {drug} refilled."),
+        ((OFF, RX), "Before I forget, what's a good recipe for {dish}? Also my {drug} needs a "
+         "refill to {pharmacy}."),
+        ((OFF, RX), "ok two questions, can you write a haiku for my mom's birthday and can you "
+         "renew my {drug}"),
     ], team=["Cubs", "Lakers", "Eagles", "Bruins"],
-       dish=["chili", "banana muffins", "meatloaf"], n=8, hard=True),
+       dish=["chili", "banana muffins", "meatloaf"], n=8),
     # negations
     fam("hard_negation_refill", RX, [
         "No chest pain, no fever, nothing like that - I just need my {drug} refilled.",
@@ -1570,7 +1602,8 @@ def normalise(text: str) -> str:
 
 
 def _message(family: Family, rng: random.Random, fake: Faker,
-             seen: set[str]) -> tuple[str, list[str]] | None:
+             seen: set[str]) -> tuple[str, list[str], str] | None:
+    """A message of ``family``: its text, the personal data kinds in it, and its template."""
     template = rng.choice(family.templates)
     core = _fill_slots(template, family, rng)
     key = normalise(_FIELD.sub("", core))
@@ -1596,7 +1629,7 @@ def _message(family: Family, rng: random.Random, fake: Faker,
     text = style(text, rng, family.style)
     person = Person(fake, rng)
     text, kinds = _fill_pii(text, person)
-    return re.sub(r"[ \t]{2,}", " ", text).strip(), kinds
+    return re.sub(r"[ \t]{2,}", " ", text).strip(), kinds, template
 
 
 # --- build ----------------------------------------------------------------------------------------
@@ -1642,9 +1675,12 @@ def family_rows(family: Family, size: int, split: str, rng: random.Random, fake:
         result = _message(family, rng, fake, seen)
         if result is None:
             continue
-        text, kinds = result
-        out.append({"text": text, "label": family.label, "family": family.name,
-                    "split": split, "hard": family.hard, "has_pii": bool(kinds), "pii": kinds})
+        text, kinds, template = result
+        row: dict[str, Any] = {"text": text, "label": family.label}
+        if family.template_labels:  # several intents: all of them, in order of appearance
+            row["labels"] = list(family.template_labels[family.templates.index(template)])
+        out.append({**row, "family": family.name, "split": split, "hard": family.hard,
+                    "has_pii": bool(kinds), "pii": kinds})
     return out
 
 

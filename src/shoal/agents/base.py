@@ -8,13 +8,16 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shoal.errors import AgentError
 from shoal.models.base import Backend
 from shoal.policies.scope import RunScope
+
+if TYPE_CHECKING:
+    from shoal.policies.escalation import Escalator
 
 ENTRY_POINT_GROUP = "shoal.agents"
 
@@ -100,6 +103,18 @@ class Agent:
     def labels(cls, config: AgentConfig) -> frozenset[str] | None:
         """The labels this agent can put in ``AgentResult.label`` with ``config``; None if open."""
         return None
+
+    @classmethod
+    def step_targets(cls, config: AgentConfig) -> dict[str, frozenset[str]] | None:
+        """For an agent that splits a message into steps (``intent_splitter``): each step
+        target node and the labels it answers, as the compiler checks them against the route;
+        None for every other agent."""
+        return None
+
+    def bind_escalator(self, escalator: Escalator | None) -> None:
+        """Called once by the runtime with the graph's escalator (its planner behind the
+        privacy boundary, budget and breaker, and its ledger). An agent that asks the planner
+        itself (plan mode) keeps it; the others have no use for it."""
 
     @classmethod
     def needs_model(cls) -> bool:
@@ -199,6 +214,8 @@ BUILTIN_MODULES = (
     "shoal.agents.compliance",
     "shoal.agents.planner",
     "shoal.agents.responder",
+    "shoal.agents.splitter",
+    "shoal.agents.join",
 )
 """Each registers its agents on import; none imports a model library at import time."""
 

@@ -60,7 +60,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -447,22 +447,44 @@ class ComplianceChecker(Agent):
             advice_text = personal if isinstance(personal, str) else ""
         fit = None
         if "reply_fit" in self.config.checks:
-            fit = await self._fit(ctx, text, emergency)
+            fit = await self._fit(ctx, text, emergency, target)
         return _Subject(text=text, unmasked=unmasked, pseudonyms=frozenset(pseudonyms),
                         emergency=emergency, emergency_source=source, advice_text=advice_text,
                         fit=fit)
 
-    async def _fit(self, ctx: AgentContext, text: str, emergency: bool) -> ReplyVerdict:
+    async def _fit(self, ctx: AgentContext, text: str, emergency: bool,
+                   target: AgentResult | None = None) -> ReplyVerdict:
         cfg = self.config.reply
         vault = ctx.scope.vault
-        # The sender's reply, as they would read it; it stays in this function.
-        reply = vault.unmask(text)
         label_node = cfg.label_from or self.config.emergency_from
         label_result = ctx.results.get(label_node) if label_node else None
         label = label_result.label if label_result is not None else None
         crisis = crisis_fired(cfg.red_flags, cfg.crisis_flags, ctx.text)
+        parts = _joined_parts(target)
+        if not parts:
+            # The sender's reply, as they would read it; it stays in this function.
+            return await self._fit_one(ctx, vault.unmask(text), label, emergency, crisis)
+        # A reply joined from the replies of several requests (reply_join): each part is held
+        # to a reply's own length, loop and topic checks against its own label; the whole only
+        # to what concerns all of it (placeholders, claims, the 911 and 988 pointers), at the
+        # parts' length together.
+        whole = await self._fit_one(ctx, vault.unmask(text), label, emergency, crisis,
+                                    max_chars=cfg.max_chars * len(parts), loops=False,
+                                    topic=False)
+        failures = list(whole.failures)
+        for part in parts:
+            one = await self._fit_one(ctx, vault.unmask(part["answer"]), part.get("label"),
+                                      False, False)
+            failures += [replace(f, reason=f"step {part.get('index')}: {f.reason}")
+                         for f in one.failures]
+        return ReplyVerdict(failures=tuple(failures), checks=whole.checks)
+
+    async def _fit_one(self, ctx: AgentContext, reply: str, label: str | None, emergency: bool,
+                       crisis: bool, *, max_chars: int | None = None, loops: bool = True,
+                       topic: bool = True) -> ReplyVerdict:
+        cfg = self.config.reply
         extra = []
-        if self._on_topic is not None:
+        if self._on_topic is not None and topic:
             references = [ctx.text]
             if cfg.templates is not None:
                 pack = templates_for(cfg.templates)
@@ -471,9 +493,11 @@ class ComplianceChecker(Agent):
             score = await self._on_topic.score(reply, references,
                                                timeout_s=self.config.timeout_s)
             extra.append(("on_topic", self._on_topic.check(score)))
-        limits = ReplyLimits(min_words=cfg.min_words, max_chars=cfg.max_chars,
+        limits = ReplyLimits(min_words=cfg.min_words, max_chars=max_chars or cfg.max_chars,
                              emergency_labels=frozenset({self.config.emergency_label}))
-        return check_reply(reply, label=label, vault_pseudonyms=vault.pseudonyms(),
+        if not loops:
+            limits = replace(limits, max_ngram_repeats=_NO_LIMIT, min_sentence_words=_NO_LIMIT)
+        return check_reply(reply, label=label, vault_pseudonyms=ctx.scope.vault.pseudonyms(),
                            needs_emergency=emergency, needs_crisis=crisis, limits=limits,
                            claims=cfg.claims, extra=extra)
 
@@ -537,6 +561,18 @@ class ComplianceChecker(Agent):
         codes = verdict.codes
         return CheckResult("reply_fit", False, "; ".join(verdict.reasons),
                            count=len(verdict.failures), kinds=tuple(c.upper() for c in codes))
+
+
+_NO_LIMIT = 1 << 30
+
+
+def _joined_parts(target: AgentResult | None) -> list[Mapping[str, Any]]:
+    """The parts of a joined reply (``reply_join``'s ``parts``), or [] for any other reply."""
+    output = target.output if target is not None else None
+    parts = output.get("parts") if isinstance(output, Mapping) else None
+    if not isinstance(parts, list):
+        return []
+    return [p for p in parts if isinstance(p, Mapping) and isinstance(p.get("answer"), str)]
 
 
 register(ComplianceChecker.name, ComplianceChecker)

@@ -18,6 +18,7 @@ from shoal.graphs.spec import (
     OpenAIModelSpec,
     Price,
     RouteEdge,
+    StepsSpec,
 )
 
 
@@ -47,6 +48,7 @@ __all__ = [
     "RouteEdge",
     "RunResult",
     "Status",
+    "StepsSpec",
     "calibration_graph",
     "load_graph",
     "prefix_spec",

@@ -23,6 +23,7 @@ from shoal.extras import missing
 from shoal.graphs.node import NodeRunner
 from shoal.graphs.spec import END, ChainEdge, GraphSpec, PluginModelSpec, RouteEdge
 from shoal.graphs.state import RunState
+from shoal.graphs.steps import StepRunner, step_node, steps_router
 from shoal.models.base import Generator
 from shoal.models.kinds import (
     MODEL_KINDS,
@@ -61,8 +62,23 @@ class _Topology:
         out = list(self.plain.get(node, []))
         out += [dst for srcs, dst in self.joins if node in srcs]
         if node in self.routes:
-            out += list(self.routes[node].route.values())
+            edge = self.routes[node]
+            out += list(edge.route.values())
+            if edge.steps is not None:
+                out.append(edge.steps.join)
         return [n for n in out if n != END]
+
+    def chain(self, start: str, outputs: Sequence[str]) -> list[str] | None:
+        """The nodes from ``start`` along plain single edges to the first ``outputs`` node,
+        both included; None when a route, a fan-out, a join or the end comes first."""
+        chain = [start]
+        while chain[-1] not in outputs:
+            nxt = self.plain.get(chain[-1], [])
+            if (len(nxt) != 1 or chain[-1] in self.routes or nxt[0] == END
+                    or any(chain[-1] in srcs for srcs, _ in self.joins) or nxt[0] in chain):
+                return None
+            chain.append(nxt[0])
+        return chain
 
 
 def _topology(spec: GraphSpec) -> _Topology:
@@ -338,6 +354,9 @@ def _check_edges(
                 problems += _check_route_labels(spec, i, edge, agents, configs)
             for label, dst in edge.route.items():
                 missing(dst, ("edges", i, "route", label), target=True)
+            if edge.steps is not None and not missing(
+                    edge.steps.join, ("edges", i, "steps", "join"), target=False):
+                problems += _check_steps(spec, i, edge, agents, configs)
     for src, i in route_sources.items():
         if src in plain_sources:
             problems.append(Problem(("edges", i, "from"),
@@ -358,6 +377,14 @@ def _check_edges(
         return problems  # reachability over broken edges would only repeat them
 
     topo = _topology(spec)
+    for i, edge in enumerate(spec.edges):
+        if isinstance(edge, RouteEdge) and edge.steps is not None:
+            for dst in sorted(set(edge.route.values()) - {END}):
+                if topo.chain(dst, outputs) is None:
+                    problems.append(Problem(
+                        ("edges", i, "steps"),
+                        f"step target {dst!r} does not reach an output node ({', '.join(outputs)})"
+                        " by plain edges: a step runs from its target to an output node"))
     reached: set[str] = set()
     stack = [e for e in entries if e in nodes]
     while stack:
@@ -374,6 +401,37 @@ def _check_edges(
     if cycle:
         problems.append(Problem(("edges",), "cycle: " + " -> ".join(cycle)
                                 + " (graphs must be acyclic)"))
+    return problems
+
+
+def _check_steps(
+    spec: GraphSpec, index: int, edge: RouteEdge,
+    agents: dict[str, type[Agent]], configs: dict[str, AgentConfig],
+) -> list[Problem]:
+    """A route with ``steps``: its source makes steps, its targets agree with the route, and
+    the graph says which nodes are outputs (where each step's chain ends)."""
+    problems = []
+    loc = ("edges", index, "steps")
+    if spec.output is None:
+        problems.append(Problem(loc, "a route with steps needs the graph's 'output' list: each "
+                                     "step runs from its target to an output node"))
+    cls, config = agents.get(edge.source), configs.get(edge.source)
+    if cls is None or config is None:
+        return problems
+    targets = cls.step_targets(config)
+    if targets is None:
+        problems.append(Problem(loc, f"node {edge.source!r} (agent "
+                                     f"{spec.nodes[edge.source].agent!r}) makes no steps; an "
+                                     "intent_splitter does"))
+        return problems
+    for target, labels in targets.items():
+        for label in sorted(labels):
+            routed = edge.route.get(label, edge.default)
+            if routed != target:
+                problems.append(Problem(
+                    ("nodes", edge.source, "targets", target),
+                    f"target {target!r} lists label {label!r}, but the route from "
+                    f"{edge.source!r} sends {label!r} to {routed!r}"))
     return problems
 
 
@@ -501,13 +559,26 @@ def compile_spec(spec: GraphSpec, runner_factory: Callable[[str], NodeRunner]) -
     for name, runner in runners.items():
         builder.add_node(name, runner)
     topo = _topology(spec)
+    outputs = [spec.output] if isinstance(spec.output, str) else list(spec.output or [])
     for entry in spec.entries:
         builder.add_edge(START, entry)
     for name in spec.nodes:
         if name in topo.routes:
             edge = topo.routes[name]
             path_map = sorted({_to_lg(d) for d in edge.route.values()} | {LG_END})
-            builder.add_conditional_edges(name, _label_router(name, edge), path_map)
+            if edge.steps is None:
+                builder.add_conditional_edges(name, _label_router(name, edge), path_map)
+                continue
+            chains = {dst: [runners[n] for n in chain]
+                      for dst in set(edge.route.values()) - {END}
+                      if (chain := topo.chain(dst, outputs)) is not None}
+            of = getattr(runners[name].agent.config, "of", name)
+            builder.add_node(step_node(name), StepRunner(name, of, chains))
+            builder.add_edge(step_node(name), edge.steps.join)
+            table = {label: _to_lg(dst) for label, dst in edge.labelled.items()}
+            fallback = _to_lg(edge.default) if edge.default is not None else LG_END
+            builder.add_conditional_edges(name, steps_router(name, table, fallback),
+                                          [*path_map, step_node(name)])
         elif name in topo.plain:
             # Plain edges, not a router that checks for a halt: LangGraph's branches cost far
             # more per step than its edges, and a halted run is rare. After a halt the

@@ -86,7 +86,7 @@ class DiagramEdge:
     source: str
     target: str
     label: str | None = None
-    kind: Literal["edge", "route", "escalation", "start"] = "edge"
+    kind: Literal["edge", "route", "steps", "escalation", "start"] = "edge"
 
 
 @dataclass
@@ -161,6 +161,9 @@ def build_diagram(spec: GraphSpec, base_dir: Path | None) -> Diagram:
             critical = _critical_marks(rule.critical)
             if rule.active:
                 escalation = _escalation_text(rule)
+        if node.agent == "intent_splitter" and node.agent_config.get("plan") is not None:
+            # Plan mode asks the planner itself (not through an escalation rule).
+            escalation = (*escalation, "unsure split: plan mode")
         nodes.append(DiagramNode(_node_id(name), name, node.agent,
                                  _model_text(spec, node.model), escalation, critical))
     extra = {START_ID: "start"}
@@ -182,6 +185,10 @@ def build_diagram(spec: GraphSpec, base_dir: Path | None) -> Diagram:
                 has_end |= target == END
                 edges.append(DiagramEdge(_node_id(edge.source), _node_id(target),
                                          " / ".join(labels), kind="route"))
+            if edge.steps is not None:
+                edges.append(DiagramEdge(_node_id(edge.source), _node_id(edge.steps.join),
+                                         "several requests",
+                                         kind="steps"))
     if has_end:
         extra[END_ID] = "end"
     planner_text = None
@@ -206,8 +213,9 @@ def _mm(text: str) -> str:
 
 
 def to_mermaid(diagram: Diagram) -> str:
-    """A Mermaid ``flowchart``: labelled route arrows, dotted arrows to the planner, critical
-    nodes outlined in red with their floors in the box."""
+    """A Mermaid ``flowchart``: labelled route arrows, a thick arrow from a splitter to the join
+    of its steps, dotted arrows to the planner, critical nodes outlined in red with their floors
+    in the box."""
     lines = ["---", f"title: {_mm(diagram.name)}", "---", "flowchart TB"]
     lines.append(f'  {START_ID}(("start"))')
     for node in diagram.nodes:
@@ -225,6 +233,8 @@ def to_mermaid(diagram: Diagram) -> str:
     for edge in diagram.edges:
         if edge.kind == "escalation":
             arrow = f'-.->|"{_mm(edge.label)}"|' if edge.label else "-.->"
+        elif edge.kind == "steps":
+            arrow = f'==>|"{_mm(edge.label or "")}"|'
         elif edge.label:
             arrow = f'-->|"{_mm(edge.label)}"|'
         else:
@@ -507,7 +517,8 @@ def render(diagram: Diagram, path: Path, fmt: Literal["svg", "png"]) -> None:
         else:
             back = y1 <= y0  # an edge closing a loop goes up: curve it aside
             ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                        arrowprops={"arrowstyle": "-|>", "color": _EDGE, "lw": 1.1,
+                        arrowprops={"arrowstyle": "-|>", "color": _EDGE,
+                                    "lw": 2.4 if edge.kind == "steps" else 1.1,
                                     "patchA": source, "patchB": target, "shrinkA": 1,
                                     "shrinkB": 1, "mutation_scale": 12,
                                     "connectionstyle":

@@ -62,6 +62,9 @@ class NodeTrace(AgentResult):
     node: str
     agent: str
     model: str | None = None
+    step: int | None = None
+    """The step (1, 2, ...) of a multi-request message this run of the node answered (the
+    node's key in the run's results is then ``node[step]``); None outside steps."""
     escalated: bool = False
     """The node's answer came from the planner."""
     latency_ms: float

@@ -246,9 +246,11 @@ class Graph:
             getattr(model, "sidecar", None), "model_sha256", None)
         tag = f"{node.model}:{champion}" if learnable else node.model
         version = f"{tag}@{sha[:12]}" if isinstance(sha, str) and node.model else tag
+        agent = cls(config, node=name, model=model)
+        agent.bind_escalator(self.escalator)
         return NodeRunner(
             node=name,
-            agent=cls(config, node=name, model=model),
+            agent=agent,
             agent_name=node.agent,
             model=node.model,
             model_version=version,

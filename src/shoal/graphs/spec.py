@@ -45,6 +45,7 @@ __all__ = [
     "PluginModelSpec",
     "Price",
     "RouteEdge",
+    "StepsSpec",
     "is_remote",
 ]
 
@@ -169,6 +170,16 @@ def parse_chain(text: str) -> list[list[str]]:
     return steps
 
 
+class StepsSpec(_Strict):
+    """``steps: {join: reply}`` on a route: when the source node (an ``intent_splitter``) finds
+    several requests in one message, each runs as its own branch, concurrently (LangGraph's
+    ``Send``): from the node its label routes to, along plain edges to an ``output`` node. Then
+    ``join`` runs once and makes one reply of theirs. A message with one request takes the
+    route as it would without ``steps``."""
+
+    join: str
+
+
 class RouteEdge(_Strict):
     """``{from: triage, route: {emergency: comply, default: validate}}``: switch on a label."""
 
@@ -176,6 +187,8 @@ class RouteEdge(_Strict):
 
     source: str = Field(alias="from")
     route: dict[str, str] = Field(min_length=1)
+    steps: StepsSpec | None = None
+    """Multi-request messages: one branch per request, then ``join`` (see :class:`StepsSpec`)."""
 
     @property
     def default(self) -> str | None:

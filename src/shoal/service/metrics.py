@@ -119,6 +119,14 @@ class Metrics:
             registry=self.registry)
         self.planner_calls = Counter("shoal_planner_calls", "Calls to the planner.",
                                      registry=self.registry)
+        # Plan mode (intent_splitter nodes): how each multi-request message got its steps, and
+        # the plan cache's hits and misses (a miss is a planner call, or an attempt at one).
+        self.plans = Counter(
+            "shoal_plans", "Messages split into steps, by node and where the steps came from "
+            "(local, planner, cache).", ["node", "source"], registry=self.registry)
+        self.plan_cache = Counter(
+            "shoal_plan_cache", "Plan cache lookups, by node and result (hit, miss).",
+            ["node", "result"], registry=self.registry)
         self.registry.register(_ScrapeTime(outbox, versions, graph))
 
     def observe(self, result: RunResult) -> None:
@@ -131,6 +139,12 @@ class Metrics:
             self.run_latency.observe(result.latency_ms / 1000.0)
         for node in result.nodes:
             self.node_latency.labels(node=node.node).observe(node.latency_ms / 1000.0)
+            plan = node.output.get("plan") if isinstance(node.output, dict) else None
+            if isinstance(plan, dict):
+                if node.output.get("steps"):
+                    self.plans.labels(node=node.node, source=plan.get("source", "local")).inc()
+                if plan.get("cache") in {"hit", "miss"}:
+                    self.plan_cache.labels(node=node.node, result=plan["cache"]).inc()
             if node.escalate or node.escalated or node.pending:
                 outcome = ("escalated" if node.escalated
                            else "pending" if node.pending else "local")

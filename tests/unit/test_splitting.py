@@ -1,0 +1,239 @@
+"""The local splitter: where a message is cut, what carries no request, how labelled segments
+become parts, and the ``intent_splitter`` agent on the healthcare triage model."""
+
+from __future__ import annotations
+
+import pytest
+
+from shoal.agents import AgentContext, AgentResult
+from shoal.agents.splitter import IntentSplitter, SplitterConfig, _Draft, _with_critical
+from shoal.agents.splitting import critical_label, group_parts, is_filler, segments
+from shoal.errors import AgentError
+from shoal.graphs.spec import OnnxClassifierModelSpec
+from shoal.models.base import Backend
+from shoal.models.kinds import build_model
+from tests.conftest import REPO
+
+LABELS = ("appointment", "billing", "emergency", "off_topic", "prescription_refill")
+
+
+def _probs(label: str, p: float) -> dict[str, float]:
+    rest = (1.0 - p) / (len(LABELS) - 1)
+    return {k: (p if k == label else rest) for k in LABELS}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("I'm out of lisinopril. Can we move Thursday's visit? Also the bill charged me twice",
+     ["I'm out of lisinopril.", "Can we move Thursday's visit?", "Also the bill charged me twice"]),
+    ("Please refill my [DRUG], and can you check my bill", ["Please refill my [DRUG]",
+                                                            "and can you check my bill"]),
+    ("I need my refill, but also my chest hurts", ["I need my refill", "but also my chest hurts"]),
+    ("Quick ones: 1) refill 2) bill 3) appt", ["Quick ones:", "1) refill", "2) bill", "3) appt"]),
+    ("Thanks Dr. [NAME_1] for the visit.\n\n[NAME_2]", ["Thanks Dr. [NAME_1] for the visit.",
+                                                         "[NAME_2]"]),
+    ("one sentence without a cut", ["one sentence without a cut"]),
+    ("  \n ", []),
+])
+def test_segments_cut_where_requests_start_and_keep_exact_offsets(text: str,
+                                                                   expected: list[str]):
+    found = segments(text)
+    assert [s.text for s in found] == expected
+    assert all(text[s.start:s.end] == s.text for s in found)
+
+
+@pytest.mark.parametrize(("text", "filler"), [
+    ("Thanks, [NAME_1]", True), ("[PHONE_1]", True), ("Call me at [PHONE_1].", True),
+    ("Hi dr.", True), ("sent from my iPhone", True), ("DOB: [DATE_1]", True),
+    ("I need my refill", False), ("my chest hurts", False), ("why was I charged twice?", False),
+])
+def test_greetings_sign_offs_and_lone_identifiers_carry_no_request(text: str, filler: bool):
+    assert is_filler(text) is filler
+
+
+def _split(text: str, labelled: list[tuple[str, float]], **kw: object) -> tuple[object, ...]:
+    segs = segments(text)
+    assert len(segs) == len(labelled), [s.text for s in segs]
+    options: dict[str, object] = {"new_part": 0.8, "follow_below": 0.5, **kw}
+    split = group_parts(segs, [_probs(label, p) for label, p in labelled],
+                        **options)  # type: ignore[arg-type]
+    return split.labels, split.sure, [p.excerpt(text) for p in split.parts]
+
+
+def test_sure_segments_start_parts_and_unsure_ones_follow_the_part_before():
+    text = "Please refill my lisinopril. I run out Friday. Also why was I charged twice?"
+    labels, sure, excerpts = _split(text, [("prescription_refill", 0.9), ("billing", 0.3),
+                                           ("billing", 0.95)])
+    assert labels == ("prescription_refill", "billing") and sure
+    assert excerpts == ["Please refill my lisinopril. I run out Friday.",
+                        "Also why was I charged twice?"]
+
+
+def test_a_segment_between_sure_and_unsure_makes_the_split_unsure():
+    text = "Please refill my lisinopril. Can I come in on Monday to talk about it?"
+    labels, sure, _ = _split(text, [("prescription_refill", 0.9), ("appointment", 0.65)])
+    assert labels == ("prescription_refill",) and not sure
+
+
+def test_a_critical_floor_starts_an_emergency_part_however_unsure():
+    text = "Please refill my lisinopril. My chest has been crushing for twenty minutes."
+    labelled = [("prescription_refill", 0.9), ("emergency", 0.4)]
+    assert _split(text, labelled)[0] == ("prescription_refill",)
+    labels, sure, _ = _split(text, labelled, floors={"emergency": 0.3})
+    assert labels == ("prescription_refill", "emergency") and sure
+
+
+def test_a_quiet_label_needs_more_to_start_a_part_and_in_between_is_unsure():
+    text = "Random but did the Cubs win last night? Anyway I need my insulin refilled."
+    labelled = [("off_topic", 0.7), ("prescription_refill", 0.9)]
+    labels, sure, excerpts = _split(text, labelled, quiet=frozenset({"off_topic"}))
+    # An aside the model is fairly sure of is a question for the planner (plan mode), not a
+    # part of its own and not nothing.
+    assert labels == ("prescription_refill",) and not sure
+    assert excerpts == [text]  # the aside leads: it goes with the first request after it
+    labelled = [("off_topic", 0.3), ("prescription_refill", 0.9)]
+    assert _split(text, labelled, quiet=frozenset({"off_topic"}))[1]  # unsure of it: sure
+    labelled = [("off_topic", 0.97), ("prescription_refill", 0.9)]
+    assert _split(text, labelled, quiet=frozenset({"off_topic"}))[0] == (
+        "off_topic", "prescription_refill")
+
+
+def test_one_label_in_two_places_is_one_part_with_two_spans():
+    text = "Please refill my lisinopril. Also my bill is wrong. And the refill should go to CVS."
+    labels, _, excerpts = _split(text, [("prescription_refill", 0.9), ("billing", 0.9),
+                                        ("prescription_refill", 0.9)])
+    assert labels == ("prescription_refill", "billing")
+    assert excerpts[0] == ("Please refill my lisinopril. … And the refill should go to CVS.")
+
+
+def test_fillers_take_no_part_and_a_message_of_fillers_has_none():
+    text = "Hi dr. [NAME_1]\nThanks, [NAME_2]"
+    labels, sure, _ = _split(text, [("off_topic", 0.99), ("off_topic", 0.99)])
+    assert labels == () and sure
+
+
+# --- the agent, on the healthcare example's triage model -----------------------------------------
+
+
+TRIAGE = REPO / "examples" / "healthcare" / "models" / "triage.onnx"
+
+
+@pytest.fixture(scope="module")
+def triage_model() -> Backend:
+    return build_model(OnnxClassifierModelSpec(kind="onnx-classifier", path=str(TRIAGE)))
+
+
+def _agent(model: Backend, **config: object) -> IntentSplitter:
+    settings: dict[str, object] = {"of": "triage", "floors": {"emergency": 0.35},
+                                   "quiet": ["off_topic"], **config}
+    return IntentSplitter(SplitterConfig.model_validate(settings), node="split", model=model)
+
+
+async def _run(agent: IntentSplitter, text: str, label: str = "prescription_refill"
+               ) -> AgentResult:
+    ctx = AgentContext(node="split", run_id="r", record_id="x", text=text,
+                       results={"triage": AgentResult(label=label, confidence=0.6)})
+    return await agent.run(ctx)
+
+
+async def test_three_requests_become_three_parts_and_the_label_stays_the_classifiers(
+        triage_model: Backend):
+    text = ("I'm completely out of my lisinopril, can you send a refill to the pharmacy? "
+            "Also I need to reschedule my appointment on Thursday. "
+            "And why was I charged twice for my last visit?")
+    result = await _run(_agent(triage_model), text)
+    assert result.label == "prescription_refill"  # routes exactly as the classifier said
+    assert result.output["labels"] == ["prescription_refill", "appointment", "billing"]
+    assert result.output["sure"] and result.confidence == 1.0
+    spans = [s for part in result.output["parts"] for s in part["spans"]]
+    assert all(0 <= a < b <= len(text) for a, b in spans)
+
+
+async def test_a_single_request_stays_one_part(triage_model: Backend):
+    text = ("Hi, this is [NAME_1]. I have had a cough with fever for three days and it is "
+            "getting worse.\nThanks, [NAME_1]")
+    result = await _run(_agent(triage_model), text, label="symptom_report")
+    assert result.output["labels"] == ["symptom_report"] and result.label == "symptom_report"
+
+
+async def test_the_splitter_needs_its_classifier_node_to_have_run(triage_model: Backend):
+    ctx = AgentContext(node="split", run_id="r", record_id="x", text="refill please")
+    with pytest.raises(AgentError, match="'triage' has no label"):
+        await _agent(triage_model).run(ctx)
+
+
+def test_floors_must_name_the_models_labels(triage_model: Backend):
+    with pytest.raises(AgentError, match="not the model's"):
+        _agent(triage_model, floors={"emergencies": 0.3})
+    with pytest.raises(ValueError, match="must not exceed"):
+        SplitterConfig.model_validate({"of": "t", "new_part": 0.5, "follow_below": 0.6})
+
+
+# --- the whole message's emergency -------------------------------------------------------------
+
+
+WITH_CRITICAL_TEXT = "Refill my inhaler. Also move my visit. My chest feels odd."
+TARGET_OF = {"emergency": "urgent", "prescription_refill": "answer", "appointment": "answer",
+             "billing": "answer", "off_topic": "decline"}
+
+
+def _drafts(*labels: str) -> list[_Draft]:
+    return [_Draft(TARGET_OF[label], label, ((i, i + 1),), "", "local")
+            for i, label in enumerate(labels)]
+
+
+def test_an_emergency_the_whole_message_had_becomes_a_step_on_its_likeliest_segment():
+    segs = segments(WITH_CRITICAL_TEXT)
+    probs = [_probs("prescription_refill", 0.9), _probs("appointment", 0.9),
+             {**_probs("appointment", 0.6), "emergency": 0.15}]
+    out = _with_critical(_drafts("prescription_refill", "appointment"), "emergency", segs,
+                         probs, TARGET_OF, {"emergency": 0.2})
+    assert [(d.label, d.target) for d in out] == [
+        ("prescription_refill", "answer"), ("appointment", "answer"), ("emergency", "urgent")]
+    assert WITH_CRITICAL_TEXT[slice(*out[-1].spans[0])] == "My chest feels odd."
+
+
+@pytest.mark.parametrize(("labels", "whole"), [
+    (("prescription_refill",), "emergency"),                  # one part: the whole route stands
+    (("prescription_refill", "emergency"), "emergency"),      # a part has it already
+    (("prescription_refill", "appointment"), "appointment"),  # not a critical label
+])
+def test_no_emergency_step_is_added_when_none_is_missing_or_nothing_splits(labels, whole):
+    segs = segments(WITH_CRITICAL_TEXT)
+    probs = [_probs("prescription_refill", 0.9)] * len(segs)
+    drafts = _drafts(*labels)
+    assert _with_critical(drafts, whole, segs, probs, TARGET_OF, {"emergency": 0.2}) == drafts
+
+
+# --- a critical label on a clause needs a red flag below flag_below -----------------------------
+
+
+def _flag(text: str) -> bool:
+    return "chest pain" in text
+
+
+@pytest.mark.parametrize(("text", "p", "expected"), [
+    ("I have chest pain", 0.15, (0.15, "emergency")),     # at the floor, the flag bears it out
+    ("I don't understand the charges", 0.39, None),        # at the floor, no flag: not critical
+    ("I don't understand the charges", 0.55, (0.55, "emergency")),  # past flag_below
+    ("I have chest pain", 0.05, None),                      # under the floor, flag or not
+])
+def test_a_critical_label_at_its_floor_needs_the_flag_below_flag_below(text, p, expected):
+    probs = {**_probs("billing", 1.0 - p), "emergency": p}
+    assert critical_label(text, probs, {"emergency": 0.1}, sure=0.5, confirm=_flag) == expected
+
+
+def test_without_a_confirmation_the_floor_alone_decides():
+    probs = {**_probs("billing", 0.61), "emergency": 0.39}
+    assert critical_label("I don't understand the charges", probs, {"emergency": 0.1},
+                          sure=0.5) == (0.39, "emergency")
+
+
+def test_group_parts_takes_a_flagged_clause_as_an_emergency_and_not_an_unflagged_one():
+    text = "Can someone explain this bill? I don't understand the charges. I have chest pain."
+    segs = segments(text)
+    probs = [_probs("billing", 0.9), {**_probs("billing", 0.6), "emergency": 0.39},
+             {**_probs("billing", 0.7), "emergency": 0.3}]
+    split = group_parts(segs, probs, new_part=0.6, follow_below=0.5, floors={"emergency": 0.1},
+                        confirm=_flag, flag_below=0.5)
+    assert [p.label for p in split.parts] == ["billing", "emergency"]
+    assert text[slice(*split.parts[1].spans[0])] == "I have chest pain."
