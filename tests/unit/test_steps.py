@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import shoal
 from shoal.agents import AgentContext, AgentResult
+from shoal.agents.join import _join
 from shoal.errors import BackendError
 from shoal.graphs.loader import load_spec
 from shoal.graphs.results import RunResult
@@ -591,3 +592,14 @@ async def test_a_planned_aside_is_no_step_of_its_own(tmp_path: Path) -> None:
     assert [(s["label"], s["target"]) for s in out["steps"]] == [
         ("prescription_refill", "answer"), ("appointment", "answer")]
     assert not traces(result, "decline")
+
+
+def test_a_templates_footer_goes_to_the_end_of_the_joined_reply_once():
+    footer = "If this is a medical emergency, call 911."
+    appointment = f"Hello,\n\nWe will call you about your appointment.\n\n{footer}"
+    symptom = "A nurse will read about your symptoms. If they get worse, call 911."
+    joined = _join([appointment, symptom], "\n\n", [footer, ""])
+    assert joined == ("Hello,\n\nWe will call you about your appointment.\n\n"
+                      f"{symptom}\n\n{footer}")
+    # Without the responder's word for it, a last line stays where it is unless two share it.
+    assert _join([appointment, symptom], "\n\n") == f"{appointment}\n\n{symptom}"

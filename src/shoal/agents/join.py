@@ -65,8 +65,10 @@ class ReplyJoin(Agent):
             if not isinstance(text, str) or not text.strip():
                 raise AgentError(f"step {index}: the reply of {node!r} holds no text",
                                  node=self.node, agent=self.name)
+            closing = reply.get("closing") if isinstance(reply, Mapping) else None
             parts.append({"index": index, "label": step["label"], "node": node,
                           "answer": text.strip(),
+                          "closing": closing if isinstance(closing, str) else "",
                           "template": reply.get("template") if isinstance(reply, Mapping)
                           else None,
                           "personal": reply.get("personal") if isinstance(reply, Mapping)
@@ -74,7 +76,8 @@ class ReplyJoin(Agent):
         first = {label: i for i, label in enumerate(self.config.first)}
         ordered = sorted(parts, key=lambda p: (first.get(p["label"], len(first)), p["index"]))
         joined: dict[str, Any] = {"answer": _join([p["answer"] for p in ordered],
-                                                  self.config.separator),
+                                                  self.config.separator,
+                                                  [p["closing"] for p in ordered]),
                                   "parts": ordered}
         if all(p["template"] for p in ordered):
             joined["template"] = "+".join(p["template"] for p in ordered)
@@ -84,15 +87,18 @@ class ReplyJoin(Agent):
                            reason=f"joined {len(ordered)} step replies")
 
 
-def _join(answers: list[str], separator: str) -> str:
+def _join(answers: list[str], separator: str, closings: list[str] | None = None) -> str:
     """The replies one after the other, with what they share said once: one greeting (the one
-    that names the sender when one does) where the first greeting was, and a closing line that
-    ends several of them at the very end."""
+    that names the sender when one does) where the first greeting was, and at the very end the
+    closing lines: a template's footer (``closings``, from the responder) and a last line that
+    ends several of them. A footer left between two replies would read as the end of the
+    message."""
     paragraphs = [[p.strip() for p in a.split("\n\n") if p.strip()] for a in answers]
     greetings = {ps[0] for ps in paragraphs if len(ps) > 1 and _is_greeting(ps[0])}
     greeting = max(sorted(greetings), key=len) if greetings else None
     tails = [ps[-1] for ps in paragraphs if len(ps) > 1]
-    closing = [p for p in dict.fromkeys(tails) if tails.count(p) > 1]
+    footers = {c.strip() for c in closings or [] if c.strip()}
+    closing = [p for p in dict.fromkeys(tails) if tails.count(p) > 1 or p in footers]
     out: list[str] = []
     for ps in paragraphs:
         for i, p in enumerate(ps):

@@ -182,6 +182,9 @@ class FilledReply:
     used_slots: tuple[str, ...]
     """The slots whose values are in the text, sorted (``personal`` when the model's sentence is
     in)."""
+    closing: str = ""
+    """The pack's footer as it ends the text ("" when the template has none): a reply joined
+    from several says it once, at the end (``reply_join``)."""
 
     @property
     def personalised(self) -> bool:
@@ -292,7 +295,7 @@ class ReplyPack(_Strict):
         if _SLOT.search(text) or TOKEN.search(left):  # cannot happen: values and texts are checked
             raise ReplyFillError(f"the reply for {key!r} still holds a slot or pseudonym")
         return FilledReply(text=text, template_id=f"{self.name}/{key}", version=self.version,
-                           used_slots=tuple(sorted(used)))
+                           used_slots=tuple(sorted(used)), closing=closing)
 
 
 def _clean(slot: str, raw: str | None) -> str | None:

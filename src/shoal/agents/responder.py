@@ -313,7 +313,7 @@ class Responder(Agent):
         elif dropped:
             why += f"; the model's sentence dropped ({', '.join(dropped)})"
         output = {"answer": filled.text, "template": filled.template_id,
-                  "version": filled.version,
+                  "version": filled.version, "closing": filled.closing,
                   "personal": personal if filled.personalised else None,
                   "personal_dropped": dropped}
         if dropped and self.config.on_personal_fail == "planner":
