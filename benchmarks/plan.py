@@ -64,8 +64,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 import shoal
+from shoal.agents.plans import steps_of
 from shoal.agents.splitter import IntentSplitter, SplitterConfig
-from shoal.agents.splitting import segments
+from shoal.agents.splitting import Segment, segments
 from shoal.graphs.loader import load_spec
 from shoal.graphs.results import RunResult
 from shoal.models.local_server import serve_embedded
@@ -154,9 +155,7 @@ def answered(result: RunResult, mode: str) -> list[str]:
         return []
     if mode == "single_label":
         return [triage.label]
-    split = trace(result, "split")
-    out = split.output if split is not None and isinstance(split.output, dict) else {}
-    return [s["label"] for s in out.get("steps") or []] or [triage.label]
+    return [s["label"] for s in steps_of(trace(result, "split"))] or [triage.label]
 
 
 def plan_info(result: RunResult) -> dict[str, Any]:
@@ -227,7 +226,7 @@ def score_single(rows: Sequence[Mapping[str, Any]], results: Sequence[RunResult]
         if node is None:
             continue
         relabelled += node.label != label
-        if isinstance(node.output, dict) and node.output.get("steps"):
+        if steps_of(node):
             split += 1
             split_ids.append(row["id"])
     n = len(rows)
@@ -317,7 +316,8 @@ def tune(console: Console) -> list[dict[str, Any]]:
         model = graph.models["triage"]
         base = routing_spec(False)["nodes"]["split"]
 
-        async def masked(rows: list[dict[str, Any]]) -> list[tuple[str, list[Any], float]]:
+        async def masked(rows: list[dict[str, Any]]) -> list[tuple[list[Segment], list[Any],
+                                                                    float]]:
             from shoal.policies import privacy
             detector = privacy.detector("hipaa_safe_harbor")
             out = []
@@ -326,7 +326,7 @@ def tune(console: Console) -> list[dict[str, Any]]:
                 segs = segments(text)
                 probs = await model.classify([s.text for s in segs]) if segs else []
                 [whole] = await model.classify([text])
-                out.append((text, probs, whole.get("emergency", 0.0)))
+                out.append((segs, probs, whole.get("emergency", 0.0)))
             return out
 
         multi_in, single_in = asyncio.run(masked(multi)), asyncio.run(masked(single))
@@ -342,8 +342,8 @@ def tune(console: Console) -> list[dict[str, Any]]:
                 agent = IntentSplitter(SplitterConfig.model_validate(cfg), node="split",
                                        model=model)
                 asked = handled = em = em_handled = unsure = 0
-                for row, (text, probs, whole) in zip(multi, multi_in, strict=True):
-                    found = agent.split(text, probs)
+                for row, (segs, probs, whole) in zip(multi, multi_in, strict=True):
+                    found = agent.split(segs, probs)
                     gold = set(gold_labels(row))
                     got = set(found.labels)
                     if len(got) > 1 and whole >= TRIAGE_FLOOR:
@@ -353,7 +353,7 @@ def tune(console: Console) -> list[dict[str, Any]]:
                     em += "emergency" in gold
                     em_handled += "emergency" in gold and "emergency" in got
                     unsure += not found.sure
-                split = sum(len(agent.split(t, p).parts) > 1 for t, p, _ in single_in)
+                split = sum(len(agent.split(s, p).parts) > 1 for s, p, _ in single_in)
                 table.append({"new_part": new_part, "follow_below": follow, "floor": floor,
                               "red_flags": flags or "-",
                               "intents_handled": round(handled / asked, 4),

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field
 
 from shoal.agents.base import Agent, AgentConfig, AgentContext, AgentResult, register
-from shoal.agents.plans import step_key
+from shoal.agents.plans import step_key, steps_of
 from shoal.errors import AgentError
 
 __all__ = ["JoinConfig", "ReplyJoin"]
@@ -44,9 +44,8 @@ class ReplyJoin(Agent):
 
     async def run(self, ctx: AgentContext) -> AgentResult:
         source = ctx.results.get(self.config.steps_from)
-        output = source.output if source is not None else None
-        steps = output.get("steps") if isinstance(output, Mapping) else None
-        if source is None or not isinstance(steps, list) or not steps:
+        steps = steps_of(source)
+        if source is None or not steps:
             raise AgentError(f"node {self.config.steps_from!r} made no steps in this run",
                              node=self.node, agent=self.name)
         parts: list[dict[str, Any]] = []

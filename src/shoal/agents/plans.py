@@ -26,12 +26,13 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from shoal.agents.base import AgentResult
 from shoal.agents.splitting import Confirm, Segment, critical_label, is_filler
 from shoal.models.base import Message
 
 __all__ = ["CachedStep", "CheckedStep", "Group", "PlanCache", "PlanStepAnswer", "Step",
            "apply_cached", "check_plan", "groups", "plan_messages", "plan_schema", "shape",
-           "step_key", "to_cached"]
+           "step_key", "steps_of", "to_cached"]
 
 class Step(TypedDict):
     """One request of a message, as a splitter writes it into its output's ``steps`` and the
@@ -49,6 +50,13 @@ class Step(TypedDict):
 
 WHY_CHARS = 120
 """A planner's reason for a step is cut to this many characters: a few words are asked for."""
+
+
+def steps_of(result: AgentResult | None) -> list[Step]:
+    """The steps in a splitter's output; none for any other result (or none at all)."""
+    output = result.output if result is not None else None
+    steps = output.get("steps") if isinstance(output, Mapping) else None
+    return list(steps) if isinstance(steps, list) else []
 
 
 def step_key(node: str, index: int) -> str:

@@ -167,10 +167,11 @@ class IntentSplitter(Agent):
     def bind_escalator(self, escalator: Escalator | None) -> None:
         self._escalator = escalator
 
-    def split(self, text: str, probabilities: Sequence[Mapping[str, float]]) -> Split:
-        """The parts of ``text`` given its segments' probabilities (in :func:`segments` order)."""
+    def split(self, segs: Sequence[Segment], probabilities: Sequence[Mapping[str, float]]
+              ) -> Split:
+        """The parts of a text given its :func:`segments` and their probabilities."""
         cfg = self.config
-        return group_parts(segments(text), probabilities, new_part=cfg.new_part,
+        return group_parts(segs, probabilities, new_part=cfg.new_part,
                            follow_below=cfg.follow_below, floors=cfg.floors,
                            confirm=self._confirm, flag_below=cfg.flag_below,
                            quiet=frozenset(cfg.quiet), quiet_new_part=cfg.quiet_new_part)
@@ -182,7 +183,7 @@ class IntentSplitter(Agent):
                              "runs after it", node=self.node, agent=self.name)
         segs = segments(ctx.text)
         probabilities = await self._classify([s.text for s in segs])
-        found = self.split(ctx.text, probabilities)
+        found = self.split(segs, probabilities)
         sure = found.sure and len(found.parts) <= self.config.max_steps
         output: dict[str, Any] = {
             "parts": [{"label": p.label, "confidence": round(p.confidence, 4),

@@ -368,7 +368,7 @@ def _check_edges(
         if entry not in nodes:
             problems.append(Problem(("entry",), f"entry node {entry!r} does not exist"
                                                 f"{_did_you_mean(entry, list(nodes))}"))
-    outputs = [spec.output] if isinstance(spec.output, str) else (spec.output or [])
+    outputs = spec.outputs
     for name in outputs:
         if name not in nodes:
             problems.append(Problem(("output",), f"output node {name!r} does not exist"
@@ -559,7 +559,7 @@ def compile_spec(spec: GraphSpec, runner_factory: Callable[[str], NodeRunner]) -
     for name, runner in runners.items():
         builder.add_node(name, runner)
     topo = _topology(spec)
-    outputs = [spec.output] if isinstance(spec.output, str) else list(spec.output or [])
+    outputs = spec.outputs
     for entry in spec.entries:
         builder.add_edge(START, entry)
     for name in spec.nodes:

@@ -128,9 +128,7 @@ class Graph:
         self._runners: dict[str, NodeRunner] = {}
         self._compiled: Compiled = compile_spec(spec, self._runner)
         self._recursion_limit = 2 * len(spec.nodes) + 10
-        self._outputs: list[str] | None = (
-            None if spec.output is None
-            else [spec.output] if isinstance(spec.output, str) else list(spec.output))
+        self._outputs = spec.outputs if spec.output is not None else None
 
     @classmethod
     def from_yaml(cls, path: str | Path, *, env: Mapping[str, str] | None = None) -> Graph:

@@ -254,3 +254,10 @@ class GraphSpec(_Strict):
         if self.entry is None:
             return [next(iter(self.nodes))]
         return [self.entry] if isinstance(self.entry, str) else list(self.entry)
+
+    @property
+    def outputs(self) -> list[str]:
+        """The ``output`` nodes as a list; empty when the graph names none."""
+        if self.output is None:
+            return []
+        return [self.output] if isinstance(self.output, str) else list(self.output)

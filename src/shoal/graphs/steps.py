@@ -20,7 +20,7 @@ from typing import Any, TypedDict
 from langgraph.graph import END as LG_END
 from langgraph.types import Send
 
-from shoal.agents.plans import Step, step_key
+from shoal.agents.plans import Step, step_key, steps_of
 from shoal.graphs.node import NodeRunner
 from shoal.graphs.results import NodeTrace
 from shoal.graphs.state import Halt, RunMeta, RunState
@@ -37,13 +37,6 @@ class StepState(TypedDict):
 def step_node(source: str) -> str:
     """The LangGraph node that runs ``source``'s steps; no spec node can have this name."""
     return f"{source}[steps]"
-
-
-def steps_of(trace: NodeTrace | None) -> list[Step]:
-    """The steps in a splitter's output; none for any other output."""
-    output = trace.output if trace is not None else None
-    steps = output.get("steps") if isinstance(output, Mapping) else None
-    return list(steps) if isinstance(steps, list) else []
 
 
 def steps_router(

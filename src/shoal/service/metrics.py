@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from shoal.agents.plans import steps_of
 from shoal.errors import StoreError
 from shoal.graphs.results import RunResult
 from shoal.models.tokens import generated_tokens
@@ -141,7 +142,7 @@ class Metrics:
             self.node_latency.labels(node=node.node).observe(node.latency_ms / 1000.0)
             plan = node.output.get("plan") if isinstance(node.output, dict) else None
             if isinstance(plan, dict):
-                if node.output.get("steps"):
+                if steps_of(node):
                     self.plans.labels(node=node.node, source=plan.get("source", "local")).inc()
                 if plan.get("cache") in {"hit", "miss"}:
                     self.plan_cache.labels(node=node.node, result=plan["cache"]).inc()
