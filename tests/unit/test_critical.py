@@ -42,8 +42,8 @@ LOW_EMERGENCY = ("Hey - I'm sure it's nothing but my left arm has been tingling 
                  "feel sweaty and sick to my stomach. Thx")
 
 
-def answer(label: str = "emergency") -> str:
-    return json.dumps({"answer": "handled", "label": label, "confidence": 0.9})
+def answer(label: str = "emergency", confidence: float = 0.9) -> str:
+    return json.dumps({"answer": "handled", "label": label, "confidence": confidence})
 
 
 def triage_spec(policy: Path, **budget: Any) -> GraphSpec:
@@ -152,21 +152,37 @@ async def test_route_reaches_the_emergency_route_with_no_planner_call(tmp_path: 
     assert not triage.escalate and not triage.escalated
 
 
-async def test_red_flag_escalates_with_the_builtin_pack(tmp_path: Path) -> None:
-    planner = FakeBackend(handler=lambda _m: answer())
-    # The model says 'prescription_refill' (~0.6, above 0.5): only the red flag wants the
-    # planner, and the share cap allows no call. (A message it labels 'emergency' with
-    # confidence would rightly stay local: it already is the critical label.)
+async def test_a_red_flag_holds_the_critical_label_with_no_planner_call(tmp_path: Path) -> None:
+    # The planner would answer 'billing', sure of it: a red flag is not its to clear.
+    planner = FakeBackend(handler=lambda _m: answer("billing", 0.99))
+    # The model says 'prescription_refill' (~0.6, above 0.5): only the red flag fires.
     g = shoal.Graph(triage_spec(policy(tmp_path, "{red_flags: clinical_red_flags}", below=0.5),
                                 max_share=0.0),
                     models={"big": planner})
     r = await g.arun("Please refill my sertraline, I want to end my life")
-    assert r.nodes[0].output["local"]["label"] == "prescription_refill"
-    assert r.nodes[0].critical == "emergency" and r.nodes[0].escalated
-    assert r.nodes[0].reason is not None
-    assert r.nodes[0].reason.startswith("critical: emergency (red flag suicidal")
+    triage = r.nodes[0]
+    assert triage.label == "emergency" and triage.critical == "emergency"
+    assert not triage.escalated and planner.calls == []
+    assert triage.reason is not None
+    assert triage.reason.startswith("critical: emergency (red flag suicidal")
+    assert triage.reason.endswith("a red flag holds")
     r = await g.arun("No chest pain, I just need my refill sent to the pharmacy.")
-    assert r.nodes[0].critical is None and len(planner.calls) == 1
+    assert r.nodes[0].critical is None and r.nodes[0].label == "prescription_refill"
+    assert planner.calls == []
+
+
+async def test_red_flags_hold_false_lets_a_sure_planner_clear_a_red_flag(
+        tmp_path: Path) -> None:
+    planner = FakeBackend(handler=lambda _m: answer("prescription_refill", 0.95))
+    # The share cap allows no call: a critical escalation goes past it.
+    g = shoal.Graph(triage_spec(policy(
+        tmp_path, "{red_flags: clinical_red_flags, red_flags_hold: false}", below=0.5),
+        max_share=0.0), models={"big": planner})
+    r = await g.arun("Please refill my sertraline, I want to end my life")
+    triage = r.nodes[0]
+    assert triage.output["local"]["label"] == "prescription_refill"
+    assert triage.critical == "emergency" and triage.escalated and len(planner.calls) == 1
+    assert triage.label == "prescription_refill"
 
 
 # --- red flags ----------------------------------------------------------------------------------
@@ -179,6 +195,14 @@ async def test_red_flag_escalates_with_the_builtin_pack(tmp_path: Path) -> None:
     ("the chest pain turned out to be reflux and is gone", []),
     ("crushing chest pain", ["chest_pain"]),
     ("I want to end my life", ["suicidal"]),
+    # Stroke and poison-control warning signs (aphasia, sudden loss of sight, ingestion).
+    ("he can't get any words out", ["stroke_speech"]),
+    ("I can't find the words to thank you", []),
+    ("lost vision in my left eye an hour ago", ["vision_loss"]),
+    ("no loss of vision in either eye", []),
+    ("my toddler got into grandma's pills", ["poisoning"]),
+    ("my 3 year old swallowed a button battery", ["poisoning"]),
+    ("I swallowed my pills with juice, is that ok?", []),
     # A fresh generator seed wrote this one and the pack missed it (benchmarks/replies.py).
     ("i've been thinking of ending my life and i have the pills out",
      ["suicidal", "means_plan"]),
@@ -208,7 +232,7 @@ def test_crisis_is_one_test_for_every_agent(text: str, crisis: bool) -> None:
 def test_builtin_pack_has_the_clean_patterns_only() -> None:
     names = [f.name for f in matcher_for("clinical_red_flags").pack.flags]
     assert "heart_attack" not in names  # an 'extra'-only rule of the research file
-    assert names[0] == "chest_pain" and len(names) == 16
+    assert names[0] == "chest_pain" and len(names) == 17 and "poisoning" in names
 
 
 def test_a_bad_red_flag_pack_is_a_file_line_col_error(tmp_path: Path) -> None:

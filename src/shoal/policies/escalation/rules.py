@@ -119,6 +119,12 @@ class CriticalRule(_Strict):
     """With ``action: escalate``: the planner's answer replaces the critical label only when it
     is at least this sure; a less sure "billing" for a possible emergency leaves it an
     emergency (over-triage is the safe mistake). 0: the planner always decides."""
+    red_flags_hold: bool = True
+    """A red flag that fired holds the label: the record takes it with no planner call, as
+    with ``action: route``, however sure a planner would be of another label. Red flags are
+    written by people who read such messages and fire almost only on emergencies; a small
+    planner, asked about a message with several requests, answers one of the others "sure".
+    False: a red flag escalates like the floor, and the planner may clear it."""
 
     def merged(self, later: CriticalRule) -> CriticalRule:
         return self.model_copy(update=later.model_dump(exclude_unset=True))
@@ -314,17 +320,20 @@ class Decision:
 
 def _critical(rule: NodeRule, label: str | None, confidence: float,
               probabilities: Mapping[str, float] | None, text: str | None
-              ) -> tuple[str, CriticalRule, str] | None:
-    """The first critical label that fires: (label, its rule, why)."""
+              ) -> tuple[str, CriticalRule, str, bool] | None:
+    """The first critical label that fires: (label, its rule, why, whether a red flag fired)."""
     for name, crit in rule.critical.items():
         p = (probabilities.get(name) if probabilities is not None
              else confidence if label == name else None)
+        why = []
         if crit.floor is not None and p is not None and p >= crit.floor:
-            return name, crit, f"P={p:.3f} >= floor {crit.floor:g}"
-        if crit.red_flags is not None and text:
-            fired = matcher_for(crit.red_flags).fired(text)
-            if fired:
-                return name, crit, f"red flag {', '.join(fired)}"
+            why.append(f"P={p:.3f} >= floor {crit.floor:g}")
+        fired = (matcher_for(crit.red_flags).fired(text)
+                 if crit.red_flags is not None and text else [])
+        if fired:
+            why.append(f"red flag {', '.join(fired)}")
+        if why:
+            return name, crit, "; ".join(why), bool(fired)
     return None
 
 
@@ -345,12 +354,14 @@ def decide(rule: NodeRule | None, *, confidence: float, flagged: bool,
     fired = _critical(rule, label, confidence, probabilities, text)
     if fired is None:
         return plain
-    name, crit, why = fired
+    name, crit, why, flagged_red = fired
     if label == name and not plain.wants:
         return plain  # already the critical label, and sure of it
     trigger = f"critical: {name} ({why})"
     if crit.action == "route":
         return Decision(False, trigger, critical=name, may_block=False)
+    if flagged_red and crit.red_flags_hold:
+        return Decision(False, f"{trigger}; a red flag holds", critical=name, may_block=False)
     if plain.wants and plain.trigger:
         trigger = f"{trigger}; {plain.trigger}"
     return Decision(True, trigger, critical=name, may_block=False,
