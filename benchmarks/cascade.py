@@ -7,7 +7,8 @@ without generation). Data: examples/healthcare/data/test.jsonl (635 messages, 7 
 Modes. Every mode but local-only applies the node's critical labels as the real graph does
 (``rules.decide``): a record whose P(critical label) reaches the policy's floor, or on whose
 masked text a red flag of the label fires, while its local answer is another label, goes to the
-planner whatever the router says (``action: route``: straight to the label, no planner call).
+planner whatever the router says (``action: route``, or a red flag fired while the rule's
+``red_flags_hold``, the default: straight to the label, no planner call).
 The modes differ only in what else escalates:
   confidence:  the policy's own rule, what the graph ships: confidence < ``below`` (the triage
                rule the graph resolves from its escalation policies; a router ``above`` in that
@@ -370,16 +371,31 @@ def _environ(env: Mapping[str, str]) -> Iterator[None]:
 
 def critical_of(examples: Sequence[Example], rule: NodeRule | None) -> Critical:
     """The records the rule's critical labels take, as ``rules.decide`` does: the first label
-    that fires wins, and a record already answered with it stays local (``critical_ids``)."""
+    that fires wins; a record on which a red flag fired is routed with no planner call while
+    ``red_flags_hold`` (the default), whatever the rule's ``action``; a record already answered
+    with the label escalates only as the router says, unless it would be routed."""
     escalate: dict[str, str] = {}
     route: dict[str, str] = {}
     clear: dict[str, float] = {}
+    flagged = {e.id for e in examples if e.red_flag}
     for label, crit in (rule.critical if rule is not None else {}).items():
+        holds = crit.red_flags is not None and crit.red_flags_hold
         for i in sorted(critical_ids(examples, label, crit.floor,
                                      red_flags=crit.red_flags is not None)):
             if i not in escalate and i not in route:
-                (route if crit.action == "route" else escalate)[i] = label
+                routed = crit.action == "route" or (holds and i in flagged)
+                (route if routed else escalate)[i] = label
                 clear[i] = crit.clear_confidence
+        # Already answered with the label: kept, with no planner call, even when the router is
+        # unsure (``rules.decide`` routes it) if the rule routes or a held red flag fired.
+        for e in examples:
+            if e.local_label != label or e.id in escalate or e.id in route:
+                continue
+            p = (e.probabilities or {}).get(label, e.confidence)
+            flag = crit.red_flags is not None and e.red_flag
+            fires = (crit.floor is not None and p >= crit.floor) or flag
+            if (crit.action == "route" and fires) or (holds and flag):
+                route[e.id] = label
     return Critical(escalate, route, clear)
 
 
@@ -397,8 +413,10 @@ def learned_threshold(dev: Sequence[Example], rule: NodeRule | None, target_shar
     chooses it (critical escalations counted in the share), rounded down to 4 decimals; None
     when the best choice escalates nothing by the router. Also what the same choice gives for
     the confidence router, next to the policy's ``below``."""
-    crit = critical_of(dev, rule)
-    forced = set(crit.escalate)
+    # As shoal calibrate counts them: every record a critical label takes from another label,
+    # routed ones too (an upper bound on the planner's calls).
+    forced = {i for label, crit in (rule.critical if rule is not None else {}).items()
+              for i in critical_ids(dev, label, crit.floor, red_flags=crit.red_flags is not None)}
     first = class_order({e.label for e in dev if e.label}, rule)
     learned = summarize(dev, target_share, router="learned", forced=forced, first=first,
                         resamples=200)
