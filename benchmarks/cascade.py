@@ -97,6 +97,7 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import f1_score
 
+from shoal.cli.calibrate import forced_ids
 from shoal.graphs.calibration import calibration_graph, example_of
 from shoal.graphs.loader import load_spec
 from shoal.graphs.results import RunResult
@@ -110,7 +111,7 @@ from shoal.policies.escalation.calibration import (
     Router,
     auprc,
     auroc,
-    critical_ids,
+    critical_fires,
     curve,
     escalates,
     summarize,
@@ -377,24 +378,19 @@ def critical_of(examples: Sequence[Example], rule: NodeRule | None) -> Critical:
     escalate: dict[str, str] = {}
     route: dict[str, str] = {}
     clear: dict[str, float] = {}
-    flagged = {e.id for e in examples if e.red_flag}
     for label, crit in (rule.critical if rule is not None else {}).items():
-        holds = crit.red_flags is not None and crit.red_flags_hold
-        for i in sorted(critical_ids(examples, label, crit.floor,
-                                     red_flags=crit.red_flags is not None)):
-            if i not in escalate and i not in route:
-                routed = crit.action == "route" or (holds and i in flagged)
-                (route if routed else escalate)[i] = label
-                clear[i] = crit.clear_confidence
-        # Already answered with the label: kept, with no planner call, even when the router is
-        # unsure (``rules.decide`` routes it) if the rule routes or a held red flag fired.
-        for e in examples:
-            if e.local_label != label or e.id in escalate or e.id in route:
+        flags = crit.red_flags is not None
+        for e in sorted(examples, key=lambda e: e.id):
+            if (e.id in escalate or e.id in route
+                    or not critical_fires(e, label, crit.floor, red_flags=flags)):
                 continue
-            p = (e.probabilities or {}).get(label, e.confidence)
-            flag = crit.red_flags is not None and e.red_flag
-            fires = (crit.floor is not None and p >= crit.floor) or flag
-            if (crit.action == "route" and fires) or (holds and flag):
+            routed = crit.action == "route" or (flags and crit.red_flags_hold and e.red_flag)
+            if e.local_label != label:
+                (route if routed else escalate)[e.id] = label
+                clear[e.id] = crit.clear_confidence
+            elif routed:
+                # Already answered with the label: kept with no planner call even when the
+                # router is unsure (``rules.decide`` routes it); otherwise the router decides.
                 route[e.id] = label
     return Critical(escalate, route, clear)
 
@@ -413,10 +409,8 @@ def learned_threshold(dev: Sequence[Example], rule: NodeRule | None, target_shar
     chooses it (critical escalations counted in the share), rounded down to 4 decimals; None
     when the best choice escalates nothing by the router. Also what the same choice gives for
     the confidence router, next to the policy's ``below``."""
-    # As shoal calibrate counts them: every record a critical label takes from another label,
-    # routed ones too (an upper bound on the planner's calls).
-    forced = {i for label, crit in (rule.critical if rule is not None else {}).items()
-              for i in critical_ids(dev, label, crit.floor, red_flags=crit.red_flags is not None)}
+    # As shoal calibrate counts them, routed records too (an upper bound on the planner's calls).
+    forced = forced_ids(dev, rule, {})
     first = class_order({e.label for e in dev if e.label}, rule)
     learned = summarize(dev, target_share, router="learned", forced=forced, first=first,
                         resamples=200)
@@ -1051,7 +1045,7 @@ def main() -> None:
                  "sequential pass over the test split after the dev pass; throughput: the median "
                  "of the timed concurrent passes (Graph.abatch)",
         "routing": "computed from the per-record outcomes, not re-run: each mode's escalations "
-                   "as rules.decide makes them (critical labels via calibration.critical_ids "
+                   "as rules.decide makes them (critical labels via calibration.critical_fires "
                    "with the policy's floors and red flags)",
         "thresholds": f"confidence: below {below} from {source}; learned: above {above}, chosen "
                       "on dev (see dev_choice); nothing is chosen on test",

@@ -258,13 +258,14 @@ def score_one(record: LabelledRecord, row: Mapping[str, Any] | None, node: str) 
     escalated = bool(trace.get("escalated"))
     label = trace.get("label")
     output = row.get("output")
-    local = output.get("local") if isinstance(output, dict) else None
-    # A critical label taken with no planner call (a red flag holds, ``action: route``) is the
-    # node's label; the model's own answer is the output's ``local_label``.
-    own = output.get("local_label") if isinstance(output, dict) else None
-    local_label = (own if isinstance(own, str) and not escalated
-                   else label if not escalated
-                   else local.get("label") if isinstance(local, dict) else None)
+    if escalated:
+        local = output.get("local") if isinstance(output, dict) else None
+        local_label = local.get("label") if isinstance(local, dict) else None
+    else:
+        # A critical label taken with no planner call (a red flag holds, ``action: route``) is
+        # the node's label; the model's own answer is the output's ``local_label``.
+        own = output.get("local_label") if isinstance(output, dict) else None
+        local_label = own if isinstance(own, str) else label
     return Scored(
         id=record.id, gold=record.label, predicted=label if isinstance(label, str) else None,
         status=status, reached=True, wanted=bool(trace.get("escalate")), escalated=escalated,

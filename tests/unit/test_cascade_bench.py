@@ -11,8 +11,8 @@ cascade = import_script(REPO / "benchmarks" / "cascade.py", "bench_cascade")
 
 
 def example(id_: str, p_emergency: float, local: str, *, red_flag: bool = False) -> Example:
-    probs = {"emergency": p_emergency, local: 1.0 - p_emergency} if local != "emergency" else {
-        "emergency": p_emergency, "billing": 1.0 - p_emergency}
+    other = "billing" if local == "emergency" else local
+    probs = {"emergency": p_emergency, other: 1.0 - p_emergency}
     return Example(id=id_, confidence=max(probs.values()), local_correct=False,
                    planner_correct=True, label="emergency", local_label=local,
                    probabilities=probs, red_flag=red_flag)

@@ -61,6 +61,7 @@ __all__ = [
     "choose_floor",
     "choose_threshold",
     "choose_with_forced",
+    "critical_fires",
     "critical_ids",
     "cpt",
     "cpt_floor",
@@ -555,9 +556,7 @@ def critical_at(examples: Sequence[Example], label: str, floor: float | None, *,
         raise ValueError(f"floor must be within [0, 1], got {floor!r}")
 
     def fires(e: Example, with_floor: bool) -> bool:
-        p = _p(e, label)
-        return ((with_floor and floor is not None and p is not None and p >= floor)
-                or (red_flags and e.red_flag))
+        return critical_fires(e, label, floor if with_floor else None, red_flags=red_flags)
 
     gold = [e for e in examples if e.label == label]
     caught = sum(e.local_label == label or fires(e, True) for e in gold)
@@ -600,13 +599,16 @@ def critical_ids(examples: Sequence[Example], label: str, floor: float | None, *
     the rule fires (P(label) >= ``floor``, or a red flag) and the local answer is another
     label (a local ``label`` stays local, as :func:`~shoal.policies.escalation.rules.decide`
     has it)."""
-    out = set()
-    for e in examples:
-        p = _p(e, label)
-        fires = (floor is not None and p is not None and p >= floor) or (red_flags and e.red_flag)
-        if fires and e.local_label != label:
-            out.add(e.id)
-    return out
+    return {e.id for e in examples
+            if e.local_label != label and critical_fires(e, label, floor, red_flags=red_flags)}
+
+
+def critical_fires(example: Example, label: str, floor: float | None, *,
+                   red_flags: bool = True) -> bool:
+    """Whether a critical rule for ``label`` fires on ``example``: P(label) >= ``floor``, or
+    (``red_flags``) a red flag fired, whatever the local answer."""
+    p = _p(example, label)
+    return (floor is not None and p is not None and p >= floor) or (red_flags and example.red_flag)
 
 
 def summarize(examples: Sequence[Example], target_share: float, *,
