@@ -35,9 +35,10 @@ beside it as ``plan_mode_oracle``.
 
 Run: python benchmarks/plan.py [--planner live|oracle|both] [--limit N] [--single-n N]
 [--tune] [--dev --out FILE] [--out benchmarks/results/plan.json]. ``--tune`` scores the
-splitter's thresholds on the dev splits only (multi_dev.jsonl and dev.jsonl's single requests),
-local, and prints a table; ``--dev`` runs the whole benchmark on the dev splits (for choosing
-settings such as which segments count as unsure).
+splitter's thresholds on the dev splits only (multi_dev.jsonl, dev.jsonl's single requests and
+alarms_dev.jsonl), local, prints a table and writes benchmarks/results/plan_tune.json;
+``--dev`` runs the whole benchmark on the dev splits (for choosing settings such as which
+segments count as unsure).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ MULTI_TEST = HEALTH / "data" / "multi_test.jsonl"
 MULTI_DEV = HEALTH / "data" / "multi_dev.jsonl"
 TEST = HEALTH / "data" / "test.jsonl"
 DEV = HEALTH / "data" / "dev.jsonl"
+ALARMS_DEV = HEALTH / "data" / "alarms_dev.jsonl"
 RESULTS = ROOT / "benchmarks" / "results"
 ROUTING_NODES = ("guard", "mask", "triage", "split")
 TARGETS = {"intents_handled": 0.90, "planner_calls_per_message": 1.0}
@@ -297,71 +299,94 @@ def measure(kind: str, multi: list[dict[str, Any]], single: list[dict[str, Any]]
 
 GRID_NEW_PART = (0.6, 0.7)
 GRID_FOLLOW = (0.4, 0.5)
-GRID_FLOOR = (0.1, 0.2, 0.3, 0.5)
+GRID_FLOOR = (0.0, 0.1, 0.3)
+GRID_TOP = (False, True)
 TRIAGE_FLOOR = 0.1336
 """The triage node's emergency floor (policies/triage-calibrated.yaml): ``--tune`` counts a
 whole-message emergency at it, without the red flags and the planner the graph adds."""
 
 
 def tune(console: Console) -> list[dict[str, Any]]:
-    """Each threshold set of the grid on multi_dev.jsonl and dev.jsonl's single requests, the
-    local splitter alone: intents handled, emergency recall, single requests split."""
+    """Each threshold set of the grid on the dev splits, the local splitter alone: intents
+    handled and emergency recall on multi_dev.jsonl, single requests of dev.jsonl split and
+    given an emergency part that is not one, and the same false alarms on alarms_dev.jsonl
+    (no-emergency messages full of emergency words, families the clause model never saw).
+    The grid runs on the split node's own model; the triage model, the splitter's model
+    before it, is scored beside it at the shipped thresholds."""
     multi = read_rows(MULTI_DEV)
     single = [r for r in read_rows(DEV) if not r.get("hard")]
+    alarms = read_rows(ALARMS_DEV)
     env = {**os.environ, "SHOAL_PLANNER_URL": "http://127.0.0.1:9/v1"}
+    base = routing_spec(False)["nodes"]["split"]
+    Inputs = list[tuple[dict[str, Any], list[Segment], list[Any], float]]
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.update(SHOAL_OUTBOX=str(Path(tmp) / "outbox.sqlite"),
                           SHOAL_AUDIT_LOG=str(Path(tmp) / "audit.jsonl"))
         graph = build_graph(False, Path(tmp), env)
-        model = graph.models["triage"]
-        base = routing_spec(False)["nodes"]["split"]
+        models = {base["model"]: graph.models[base["model"]], "triage": graph.models["triage"]}
+        from shoal.policies import privacy
+        detector = privacy.detector("hipaa_safe_harbor")
 
-        async def masked(rows: list[dict[str, Any]]) -> list[tuple[list[Segment], list[Any],
-                                                                    float]]:
-            from shoal.policies import privacy
-            detector = privacy.detector("hipaa_safe_harbor")
+        async def masked(rows: list[dict[str, Any]], model: Any) -> Inputs:
             out = []
             for row in rows:
                 text = detector.mask(row["text"], mode="pseudonymize").masked
                 segs = segments(text)
                 probs = await model.classify([s.text for s in segs]) if segs else []
-                [whole] = await model.classify([text])
-                out.append((segs, probs, whole.get("emergency", 0.0)))
+                [whole] = await models["triage"].classify([text])
+                out.append((row, segs, probs, whole.get("emergency", 0.0)))
             return out
 
-        multi_in, single_in = asyncio.run(masked(multi)), asyncio.run(masked(single))
+        inputs = {name: tuple(asyncio.run(masked(rows, model)) for rows in (multi, single, alarms))
+                  for name, model in models.items()}
+
+    shipped = (base["new_part"], base["follow_below"], base["floors"]["emergency"],
+               base.get("red_flags"), bool(base.get("critical_top", False)))
+    grid = [(base["model"], *point) for point in itertools.product(
+        GRID_NEW_PART, GRID_FOLLOW, GRID_FLOOR, (base.get("red_flags"), None), GRID_TOP)]
+    if base["model"] != "triage":  # the splitter's model before, at its thresholds and these
+        grid += [("triage", *shipped[:2], floor, shipped[3], top)
+                 for floor in (0.0, 0.1) for top in GRID_TOP]
     table = []
-    for new_part in GRID_NEW_PART:
-        for follow in GRID_FOLLOW:
-            for floor, flags in itertools.product(GRID_FLOOR, (base.get("red_flags"), None)):
-                if follow > new_part:
-                    continue
-                cfg = {k: v for k, v in base.items() if k not in ("agent", "model")}
-                cfg.update(new_part=new_part, follow_below=follow, floors={"emergency": floor},
-                           red_flags=flags)
-                agent = IntentSplitter(SplitterConfig.model_validate(cfg), node="split",
-                                       model=model)
-                asked = handled = em = em_handled = unsure = 0
-                for row, (segs, probs, whole) in zip(multi, multi_in, strict=True):
-                    found = agent.split(segs, probs)
-                    gold = set(gold_labels(row))
-                    got = set(found.labels)
-                    if len(got) > 1 and whole >= TRIAGE_FLOOR:
-                        got.add("emergency")  # the whole message's emergency (splitter.py)
-                    asked += len(gold)
-                    handled += len(gold & got)
-                    em += "emergency" in gold
-                    em_handled += "emergency" in gold and "emergency" in got
-                    unsure += not found.sure
-                split = sum(len(agent.split(s, p).parts) > 1 for s, p, _ in single_in)
-                table.append({"new_part": new_part, "follow_below": follow, "floor": floor,
-                              "red_flags": flags or "-",
-                              "intents_handled": round(handled / asked, 4),
-                              "emergency_recall": round(em_handled / em, 4),
-                              "unsure_share": round(unsure / len(multi), 4),
-                              "single_split_share": round(split / len(single), 4)})
+    for name, new_part, follow, floor, flags, top in grid:
+        if follow > new_part or (flags is None and floor == 0.0):
+            continue  # a floor of 0 with no red flag to bear it out: every segment
+        cfg = {k: v for k, v in base.items() if k not in ("agent", "model")}
+        cfg.update(new_part=new_part, follow_below=follow, floors={"emergency": floor},
+                   red_flags=flags, critical_top=top)
+        agent = IntentSplitter(SplitterConfig.model_validate(cfg), node="split",
+                               model=models[name])
+        multi_in, single_in, alarms_in = inputs[name]
+        asked = handled = em = em_handled = unsure = 0
+        for row, segs, probs, whole in multi_in:
+            found = agent.split(segs, probs)
+            gold = set(gold_labels(row))
+            got = set(found.labels)
+            if len(got) > 1 and whole >= TRIAGE_FLOOR:
+                got.add("emergency")  # the whole message's emergency (splitter.py)
+            asked += len(gold)
+            handled += len(gold & got)
+            em += "emergency" in gold
+            em_handled += "emergency" in gold and "emergency" in got
+            unsure += not found.sure
+        singles = [(row["label"], agent.split(s, p)) for row, s, p, _ in single_in]
+        false_alarms = sum(row["label"] != "emergency" and "emergency" in agent.split(s, p).labels
+                           for row, s, p, _ in alarms_in)
+        table.append({"model": name, "new_part": new_part, "follow_below": follow,
+                      "floor": floor, "red_flags": flags or "-", "critical_top": top,
+                      "intents_handled": round(handled / asked, 4),
+                      "emergency_recall": round(em_handled / em, 4),
+                      "unsure_share": round(unsure / len(multi), 4),
+                      "single_split_share": round(sum(f.multi for _, f in singles)
+                                                  / len(single), 4),
+                      "single_false_emergency": sum(gold != "emergency" and "emergency"
+                                                    in f.labels for gold, f in singles),
+                      "alarms_false_emergency": f"{false_alarms}/"
+                                                f"{sum(r['label'] != 'emergency' for r in alarms)}",
+                      "shipped": (name, new_part, follow, floor, flags, top)
+                                 == (base["model"], *shipped)})
     view = Table(title=f"splitter thresholds on the dev splits ({len(multi)} multi, "
-                       f"{len(single)} single)")
+                       f"{len(single)} single, {len(alarms)} alarm look-alikes)")
     for key in table[0]:
         view.add_column(key, justify="right")
     for line in table:
@@ -412,7 +437,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     if args.tune:
-        tune(console)
+        table = tune(console)
+        out = RESULTS / "plan_tune.json"
+        out.write_text(json.dumps({"dev_splits": [str(p.relative_to(ROOT)) for p in
+                                                  (MULTI_DEV, DEV, ALARMS_DEV)],
+                                   "grid": table}, indent=2) + "\n", encoding="utf-8")
+        console.print(f"wrote {out}")
         return 0
     if args.dev and args.out == RESULTS / "plan.json":
         parser.error("--dev writes no benchmark result: give --out")

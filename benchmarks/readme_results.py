@@ -417,6 +417,17 @@ def _reply_block(text: str | None) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def _false_alarms(t: dict[str, Any]) -> str:
+    """Replies telling a patient with no emergency to seek emergency care now (not a grading
+    problem: over-caution is allowed, but no patient with a refill should read it)."""
+    n = t.get("emergency_urged_without_emergency")
+    if n is None:
+        return ""
+    ids = ", ".join(t.get("emergency_urged_without_emergency_ids", [])[:6])
+    return (f" Replies sending a patient with no emergency to emergency care now: {n} of "
+            f"{t['sent']} sent" + (f" ({ids}{', ...' if n > 6 else ''})." if n else "."))
+
+
 def _replies(r: dict[str, Any]) -> list[str]:
     t = r["templates"]
     cal = r.get("on_topic") or {}
@@ -471,7 +482,8 @@ def _replies(r: dict[str, Any]) -> list[str]:
              if cal.get("floor") is not None else "")
     out += ["", f"Targets (>= 98% fit, no placeholder or scaffolding, 911/988 on every "
                 f"emergency and self-harm reply, <= 10% held) not met: {missed}. Held by: "
-                f"{held_by}.{base_text}{floor} Measured {r['date'][:10]}.", "",
+                f"{held_by}.{base_text}{floor}{_false_alarms(t)} Measured {r['date'][:10]}.",
+            "",
             "Sample exchanges (masked: the patient reads their own name where it shows "
             "`[NAME_1]`):", "",
             "| gold | triage | outcome | message | reply |", "|---|---|---|---|---|"]
@@ -792,6 +804,19 @@ def _plan(r: dict[str, Any]) -> list[str]:
         out[-1] += (f" With an always-right planner (the ORACLE row: what a strong planner "
                     f"approaches), requests handled: {_met(oracle['intents_handled'])}, planner "
                     f"calls: {_met(oracle['planner_calls_per_message'])}.")
+    tune = _load("plan_tune.json")
+    shipped = next((g for g in (tune or {}).get("grid", []) if g.get("shipped")), None)
+    before = next((g for g in (tune or {}).get("grid", []) if g["model"] == "triage"
+                   and g["floor"] == 0.1 and not g["critical_top"]), None)
+    if shipped and before:
+        out += ["", f"The splitter's thresholds were chosen on the dev splits "
+                    f"(`python benchmarks/plan.py --tune`, `benchmarks/results/plan_tune.json`): "
+                    f"clause model as shipped: requests handled {shipped['intents_handled']:.3f}, "
+                    f"emergency requests {shipped['emergency_recall']:.3f}, alarm look-alikes "
+                    f"given a false emergency {shipped['alarms_false_emergency']}, single "
+                    f"requests {shipped['single_false_emergency']}; the triage model as before: "
+                    f"{before['intents_handled']:.3f}, {before['emergency_recall']:.3f}, "
+                    f"{before['alarms_false_emergency']}, {before['single_false_emergency']}."]
     out += ["", f"Measured {r['machine']['when'][:10]} (`python benchmarks/plan.py`, "
                 + ", ".join(f"{k} {v:.0f} s" for k, v in r["seconds"].items()) + ").", ""]
     return out

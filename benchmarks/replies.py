@@ -65,7 +65,7 @@ from shoal.observability import configure_logging
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle_planner import DEFAULT_MODEL, LabelledRecord, read_records, serve_oracle
-from reply_grader import grade, needs_crisis
+from reply_grader import grade, needs_crisis, urges_emergency_care
 from triage_oracle import git_state, masker_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,7 +215,8 @@ def score(rows: Sequence[Mapping[str, Any]], results: Mapping[str, shoal.RunResu
         if kind == "sent":
             assert result.reply is not None
             g = grade(result.reply, gold_label=row["label"], message=row["text"])
-            item.update(source=source_of(result), fit=g.fit, problems=list(g.problems))
+            item.update(source=source_of(result), fit=g.fit, problems=list(g.problems),
+                        urges_emergency=urges_emergency_care(result.reply))
         elif kind == "held":
             item["held_by"] = held_codes(result)
         per.append(item)
@@ -233,6 +234,8 @@ def summarize(per: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     pointer_needed = [p for p in sent if p["gold"] == "emergency" or p["crisis"]]
     pointer_ok = [p for p in pointer_needed
                   if not {"no_emergency_pointer", "no_crisis_line"} & set(p["problems"])]
+    false_alarms = [p for p in sent if p.get("urges_emergency") and p["gold"] != "emergency"
+                    and not p["crisis"]]
     countable = [p for p in per if p["gold"] not in HOLD_EXEMPT]
     held = [p for p in countable if p["outcome"] == "held"]
     classes: dict[str, Any] = {}
@@ -257,6 +260,10 @@ def summarize(per: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "sources": dict(Counter(p["source"] for p in sent)),
         "pointer_share": _share(len(pointer_ok), len(pointer_needed)),
         "pointer_needed": len(pointer_needed),
+        # Over-caution is no grading problem, but a patient with a refill who is told to call
+        # 911 got a reply no one should send: counted on messages with no emergency.
+        "emergency_urged_without_emergency": len(false_alarms),
+        "emergency_urged_without_emergency_ids": [p["id"] for p in false_alarms][:40],
         "crisis_messages": sum(p["crisis"] for p in per),
         "held_share": _share(len(held), len(countable)),
         "held_by": dict(held_by.most_common()),
@@ -400,7 +407,8 @@ def table(console: Console, name: str, s: Mapping[str, Any]) -> None:
     console.print(f"fit to send: {s['fit_share_of_sent']} of {s['sent']} sent; problems "
                   f"{s['problems'] or 'none'}; 911/988 present on {s['pointer_share']} of "
                   f"{s['pointer_needed']}; held {s['held_share']} (by {s['held_by'] or '-'}); "
-                  f"targets {s['targets_met']}")
+                  f"targets {s['targets_met']}; told to seek emergency care with no "
+                  f"emergency: {s['emergency_urged_without_emergency']}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -275,6 +275,12 @@ def _urges_emergency_care(reply: str) -> bool:
                for s in _SENTENCES.split(reply))
 
 
+def urges_emergency_care(reply: str) -> bool:
+    """Whether ``reply`` sends the patient to emergency care now (not graded as a problem:
+    over-caution is allowed; the benchmark counts it on messages with no emergency)."""
+    return _urges_emergency_care(_normalize(reply))
+
+
 def grade(reply: str, *, gold_label: str, message: str) -> Grade:
     """Grade ``reply`` to the patient ``message`` whose true class is ``gold_label``."""
     if gold_label not in _LEXICON:

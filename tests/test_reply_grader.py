@@ -316,3 +316,13 @@ def test_a_conditional_911_footer_does_not_excuse_a_reply_about_another_request(
               "now. Our on-call clinician has been notified.")
     assert "wrong_topic" not in rg.grade(urgent, gold_label="symptom_report",
                                              message="my chest feels tight").problems
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    ("This may be an emergency. Call 911 now. We also sent your refill.", True),
+    ("Please go to the emergency room right away.", True),
+    ("If this is an emergency, call 911. We sent your refill to the pharmacy.", False),
+    ("We sent your refill to the pharmacy.", False),
+])
+def test_urges_emergency_care_counts_only_unconditional_pointers(reply, expected):
+    assert rg.urges_emergency_care(reply) is expected

@@ -14,6 +14,18 @@ guard runs before the masker and reads raw text, so it is trained on raw text.
   "ignore", "system", "instructions", "override"... innocently, emergencies included; without
   them the model took those words alone for an injection); its sidecar's metrics are on the
   masked dev split.
+- ``models/clause.onnx``: the same seven classes and recipe for the ``split`` node, which labels
+  a message clause by clause (``shoal.agents.splitting``): the triage model's rows, the alarm
+  look-alikes of ``data/alarms_train.jsonl`` (``data/make_alarms.py``: "nothing urgent", "since
+  my ER visit for chest pain", "no chest pain, just...", and hedged real emergencies), and, as
+  rows of their own, the clauses of every training message with one request that is no
+  emergency, each with its message's label. The triage model, trained on whole messages, gave
+  "Nothing urgent." or "the chest pain was only heartburn" alone 0.5 to 0.96 emergency and the
+  splitter made a "call 911" step of it: on the alarm look-alikes of dev (families it never
+  saw) 31 of 70 messages with no emergency got one; with this model 11
+  (``benchmarks/plan.py --tune``). The triage model stays as it is: its thresholds were
+  calibrated on dev (``shoal calibrate``). Emergency clauses are not added alone: a clause
+  such as "We're at home." of an emergency message is no emergency.
 - ``models/triage-router.onnx``: the learned deferral router for the triage node
   (``shoal train-router``'s training, out of fold over the same masked rows).
 - ``models/guard.onnx``: ``allow``, ``injection``, ``jailbreak``, ``off_topic``, for the
@@ -25,8 +37,8 @@ guard runs before the masker and reads raw text, so it is trained on raw text.
   measures it corpus by corpus, each left out of training.
 
 The test split is family-disjoint from both: ``data/evaluate_triage.py`` measures on it.
-``--only guard`` (or ``triage``) rebuilds one model and leaves the other's files alone.
-About three minutes on two cores: masking and embedding take most of it.
+``--only guard`` (or ``triage``, ``clause``) rebuilds one model and leaves the others' files
+alone. About four minutes on two cores: masking and embedding take most of it.
 """
 
 from __future__ import annotations
@@ -50,6 +62,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from shoal.agents.splitting import is_filler, segments
 from shoal.models.train_ensemble import train_ensemble_classifier
 from shoal.models.train_router import train_router
 from shoal.policies import privacy
@@ -66,6 +79,8 @@ from guard_data import (  # noqa: E402  (the data folder's helper)
 TRAIN = HERE / "data" / "train.jsonl"
 LOOKALIKES = HERE / "data" / "lookalikes_train.jsonl"
 """Benign look-alikes (``data/make_lookalikes.py``), added to the triage model's training rows."""
+ALARMS = HERE / "data" / "alarms_train.jsonl"
+"""Alarm look-alikes (``data/make_alarms.py``), added to the clause model's training rows."""
 DEV = HERE / "data" / "dev.jsonl"
 MODELS = HERE / "models"
 GUARD_LABELS = {"injection": "injection", "off_topic": "off_topic"}
@@ -92,8 +107,8 @@ def write_jsonl(rows: list[dict[str, str]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--only", choices=("triage", "guard"),
-                        help="rebuild one model (default: both)")
+    parser.add_argument("--only", choices=("triage", "clause", "guard"),
+                        help="rebuild one model (default: all three)")
     args = parser.parse_args(argv)
     MODELS.mkdir(exist_ok=True)
     start = time.perf_counter()
@@ -107,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             # One plain line per stage (also when stdout is not a terminal and the bar is off).
             progress.console.print(f"{time.perf_counter() - start:6.1f}s  {text}")
 
-        if args.only != "triage":
+        if args.only in (None, "guard"):
             guard(Path(tmp), progress, line)
         if args.only == "guard":
             return 0
@@ -117,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         triage_data, dev_data = Path(tmp) / "triage.jsonl", Path(tmp) / "dev.jsonl"
         write_jsonl(rows, triage_data)
         write_jsonl(dev, dev_data)
+        if args.only in (None, "clause"):
+            line(f"masking {ALARMS.name}")
+            clause(rows, masked_rows(ALARMS, progress), dev_data, Path(tmp), progress, line)
+        if args.only == "clause":
+            return 0
 
         stage = progress.add_task("triage", total=None)
 
@@ -151,6 +171,40 @@ def main(argv: list[str] | None = None) -> int:
         line(f"triage router: {routed.summary()}")
 
     return 0
+
+
+def clause_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``rows``, and the clauses of each one that is no emergency and cut into several, each
+    with its message's label (greetings and sign-offs left out, as the splitter leaves them)."""
+    out = [{"text": r["text"], "label": r["label"]} for r in rows]
+    for r in rows:
+        if r["label"] == "emergency":
+            continue
+        found = [s.text for s in segments(r["text"]) if not is_filler(s.text)]
+        if len(found) > 1:
+            out += [{"text": text, "label": r["label"]} for text in found]
+    return out
+
+
+def clause(rows: list[dict[str, str]], alarms: list[dict[str, str]], dev: Path, tmp: Path,
+           progress: Progress, line: Callable[[str], None]) -> None:
+    """Train ``models/clause.onnx`` on the masked triage rows, the alarm look-alikes and their
+    clauses; measure it on the dev split (whole messages)."""
+    data = tmp / "clause.jsonl"
+    clauses = clause_rows(rows + alarms)
+    write_jsonl(clauses, data)
+    task = progress.add_task("clause", total=None)
+
+    def clause_stage(name: str) -> None:
+        line(f"clause: {name}")
+        progress.update(task, description=f"clause: {name}")
+
+    report = train_ensemble_classifier(data, MODELS / "clause.onnx", eval_data=dev,
+                                       progress=clause_stage)
+    progress.update(task, description="clause: done", total=1, completed=1)
+    line(f"clause: {report.n_examples} examples ({len(rows) + len(alarms)} messages, the rest "
+         f"their clauses), dev accuracy {report.metrics.accuracy:.3f} on whole messages; "
+         "benchmarks/plan.py --tune measures it clause by clause")
 
 
 def guard(tmp: Path, progress: Progress, line: Callable[[str], None]) -> None:

@@ -203,6 +203,10 @@ async def test_red_flags_hold_false_lets_a_sure_planner_clear_a_red_flag(
     ("my toddler got into grandma's pills", ["poisoning"]),
     ("my 3 year old swallowed a button battery", ["poisoning"]),
     ("I swallowed my pills with juice, is that ok?", []),
+    # A child given a dose that is not theirs (poison-control guidance).
+    ("I think I gave my 3 year old the adult dose of Benadryl", ["child_dose_error"]),
+    ("my daughter got a double dose of her tylenol by mistake", ["child_dose_error"]),
+    ("I gave my son his dose of amoxicillin, can you refill it?", []),
     # A fresh generator seed wrote this one and the pack missed it (benchmarks/replies.py).
     ("i've been thinking of ending my life and i have the pills out",
      ["suicidal", "means_plan"]),
@@ -232,7 +236,8 @@ def test_crisis_is_one_test_for_every_agent(text: str, crisis: bool) -> None:
 def test_builtin_pack_has_the_clean_patterns_only() -> None:
     names = [f.name for f in matcher_for("clinical_red_flags").pack.flags]
     assert "heart_attack" not in names  # an 'extra'-only rule of the research file
-    assert names[0] == "chest_pain" and len(names) == 17 and "poisoning" in names
+    assert names[0] == "chest_pain" and len(names) == 18 and "poisoning" in names
+    assert "child_dose_error" in names
 
 
 def test_a_bad_red_flag_pack_is_a_file_line_col_error(tmp_path: Path) -> None:

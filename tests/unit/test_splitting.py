@@ -237,3 +237,90 @@ def test_group_parts_takes_a_flagged_clause_as_an_emergency_and_not_an_unflagged
                         confirm=_flag, flag_below=0.5)
     assert [p.label for p in split.parts] == ["billing", "emergency"]
     assert text[slice(*split.parts[1].spans[0])] == "I have chest pain."
+
+
+# --- critical_top: a critical label the model ranks first -----------------------------------------
+
+
+@pytest.mark.parametrize(("probs", "expected"), [
+    ({"emergency": 0.41, "symptom_report": 0.35, "appointment": 0.24}, (0.41, "emergency")),
+    ({"emergency": 0.38, "symptom_report": 0.40, "appointment": 0.22}, None),  # second: no
+])
+def test_with_critical_top_a_critical_label_ranked_first_is_taken_however_unsure(probs,
+                                                                                  expected):
+    text = "My father is suddenly confused"
+    assert critical_label(text, probs, {"emergency": 0.0}, sure=0.5, confirm=_flag,
+                          top=True) == expected
+    # Without it, the same clause needs a flag (none fires) or flag_below.
+    assert critical_label(text, probs, {"emergency": 0.0}, sure=0.5, confirm=_flag) is None
+
+
+def test_a_floor_of_zero_with_a_red_flag_takes_any_flagged_clause():
+    probs = {**_probs("billing", 0.97), "emergency": 0.03}
+    assert critical_label("and I have chest pain", probs, {"emergency": 0.0}, sure=0.5,
+                          confirm=_flag) == (0.03, "emergency")
+    assert critical_label("and I have a question", probs, {"emergency": 0.0}, sure=0.5,
+                          confirm=_flag) is None
+
+
+def test_group_parts_with_critical_top_starts_an_emergency_part_at_its_first_label():
+    text = "Can you refill my metformin? My father is suddenly confused."
+    segs = segments(text)
+    probs = [_probs("prescription_refill", 0.9),
+             {**_probs("symptom_report", 0.3), "emergency": 0.41}]
+    kwargs = {"new_part": 0.6, "follow_below": 0.4, "floors": {"emergency": 0.0},
+              "confirm": _flag, "flag_below": 0.5}
+    assert group_parts(segs, probs, **kwargs, critical_top=True).labels == (
+        "prescription_refill", "emergency")
+    assert group_parts(segs, probs, **kwargs).labels == ("prescription_refill",)
+
+
+# --- the healthcare example's clause model: emergency words that are no emergency ----------------
+
+
+CLAUSE = REPO / "examples" / "healthcare" / "models" / "clause.onnx"
+
+
+@pytest.fixture(scope="module")
+def clause_model() -> Backend:
+    return build_model(OnnxClassifierModelSpec(kind="onnx-classifier", path=str(CLAUSE)))
+
+
+def _shipped(model: Backend) -> IntentSplitter:
+    """The split node as examples/healthcare/cascade.yaml configures it (no targets)."""
+    import yaml
+    node = yaml.safe_load((REPO / "examples" / "healthcare" / "cascade.yaml").read_text(
+        encoding="utf-8"))["nodes"]["split"]
+    config = {k: v for k, v in node.items() if k not in ("agent", "model", "targets", "plan")}
+    return IntentSplitter(SplitterConfig.model_validate(config), node="split", model=model)
+
+
+# Written for this test, in no generator's families. The triage model (the splitter's model
+# before) gives each calm message an emergency step: "Nothing urgent." 0.53, "Not an
+# emergency!" 0.71.
+CALM = [
+    "Nothing urgent. Could you send more of my metformin to the pharmacy? Also can I move my "
+    "physical to next week?",
+    "Not an emergency! I'd like to book a flu shot. And why was I charged twice in March?",
+]
+HIDDEN = [
+    "Can you refill my metformin? Also my wife suddenly can't lift her left arm and her speech "
+    "is slurred.",
+    "I need to reschedule Tuesday. Also my dad is sweating and says his chest feels crushed.",
+]
+
+
+@pytest.mark.parametrize("text", CALM)
+async def test_the_clause_model_gives_no_emergency_step_to_emergency_words_that_are_none(
+        clause_model: Backend, text: str):
+    result = await _run(_shipped(clause_model), text)
+    assert "emergency" not in result.output["labels"], result.output["parts"]
+    assert len(result.output["labels"]) == 2  # the two requests
+
+
+@pytest.mark.parametrize("text", HIDDEN)
+async def test_the_clause_model_still_finds_an_emergency_inside_a_longer_message(
+        clause_model: Backend, text: str):
+    result = await _run(_shipped(clause_model), text)
+    assert "emergency" in result.output["labels"], result.output["parts"]
+    assert len(result.output["labels"]) >= 2

@@ -899,11 +899,17 @@ def split_families(families: Sequence[mm.Family], rng: random.Random) -> dict[st
 
 
 def build(seed: int = SEED, per_family: float = PER_FAMILY,
-          dev_per_family: float = DEV_PER_FAMILY) -> dict[str, list[dict[str, Any]]]:
+          dev_per_family: float = DEV_PER_FAMILY, *,
+          families: Sequence[mm.Family] | None = None,
+          checked: Callable[[Sequence[mm.Family]], None] = check,
+          prefix: str = "la") -> dict[str, list[dict[str, Any]]]:
     """Every record by split. Dev is made first, from its own seeded generators, and numbered
-    first (``la-00001`` ...), so ``--per-family`` changes only the training file."""
-    check(FAMILIES)
-    split_of = split_families(FAMILIES, random.Random(seed + 1))
+    first (``la-00001`` ...), so ``--per-family`` changes only the training file. Other
+    look-alike generators (``make_alarms.py``) pass their own ``families``, check and id
+    ``prefix``."""
+    families = FAMILIES if families is None else families
+    checked(families)
+    split_of = split_families(families, random.Random(seed + 1))
     seen: set[str] = set()
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     number = 0
@@ -912,13 +918,13 @@ def build(seed: int = SEED, per_family: float = PER_FAMILY,
         fake = Faker("en_US")
         fake.seed_instance(seed + 10 * offset)
         per = dev_per_family if split == "dev" else per_family
-        for family in (f for f in FAMILIES if split_of[f.name] == split):
+        for family in (f for f in families if split_of[f.name] == split):
             rows[split] += mm.family_rows(family, max(1, round(per * family.weight)), split,
                                           rng, fake, seen)
         rng.shuffle(rows[split])
         for i, row in enumerate(rows[split]):
             number += 1
-            rows[split][i] = {"id": f"la-{number:05d}", **row}
+            rows[split][i] = {"id": f"{prefix}-{number:05d}", **row}
     return rows
 
 

@@ -147,14 +147,15 @@ class Group:
 
 def groups(segs: Sequence[Segment], probabilities: Sequence[Mapping[str, float]],
            floors: Mapping[str, float], *, sure: float = 1.0,
-           confirm: Confirm | None = None) -> list[Group]:
+           confirm: Confirm | None = None, top: bool = False) -> list[Group]:
     """The message's groups: each non-filler segment's label (a critical label at its floor,
     else the most probable), runs of one label merged."""
     out: list[Group] = []
     for seg, probs in zip(segs, probabilities, strict=True):
         if is_filler(seg.text):
             continue
-        critical = critical_label(seg.text, probs, floors, sure=sure, confirm=confirm)
+        critical = critical_label(seg.text, probs, floors, sure=sure, confirm=confirm,
+                                  top=top)
         label = critical[1] if critical else max(sorted(probs), key=lambda k: probs[k])
         if out and out[-1].label == label:
             out[-1] = Group(label, out[-1].start, seg.end)

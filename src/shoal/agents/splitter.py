@@ -97,6 +97,10 @@ class SplitterConfig(AgentConfig):
     ``of`` node's critical label for the whole message is kept as a step either way."""
     flag_below: float = Field(default=0.5, gt=0, le=1)
     """With ``red_flags``: from this probability on, a critical label needs no flag."""
+    critical_top: bool = False
+    """A critical label the model ranks first on a segment starts a part however unsure: a
+    clause model spreads its probability over the labels of a short clause, and an emergency
+    clause can be first at 0.4."""
     quiet: list[str] = Field(default_factory=list)
     """Labels that greetings and asides look like (off_topic): a part of one needs
     ``quiet_new_part``; between ``follow_below`` and that, the split is unsure (plan mode)."""
@@ -174,7 +178,8 @@ class IntentSplitter(Agent):
         return group_parts(segs, probabilities, new_part=cfg.new_part,
                            follow_below=cfg.follow_below, floors=cfg.floors,
                            confirm=self._confirm, flag_below=cfg.flag_below,
-                           quiet=frozenset(cfg.quiet), quiet_new_part=cfg.quiet_new_part)
+                           quiet=frozenset(cfg.quiet), quiet_new_part=cfg.quiet_new_part,
+                           critical_top=cfg.critical_top)
 
     async def run(self, ctx: AgentContext) -> AgentResult:
         whole = ctx.results.get(self.config.of)
@@ -228,7 +233,7 @@ class IntentSplitter(Agent):
             plan["why"] = "unsure, no plan mode" if cfg.plan is None else "unsure, no planner"
             return []
         found_groups = groups(segs, probabilities, cfg.floors, sure=cfg.flag_below,
-                              confirm=self._confirm)
+                              confirm=self._confirm, top=cfg.critical_top)
         key = shape(found_groups)
         checked: list[CheckedStep] = []
         cached = self.cache.get(key) if self.cache is not None else None
@@ -317,7 +322,7 @@ class IntentSplitter(Agent):
         overall that is not critical, with its own target."""
         floors = self.config.floors
         critical = critical_label(text, probs, floors, sure=self.config.flag_below,
-                                  confirm=self._confirm)
+                                  confirm=self._confirm, top=self.config.critical_top)
         if critical is not None:
             return self._target_of[critical[1]], critical[1]
         allowed = [k for k in sorted(self.config.targets[target].labels) if k not in floors]

@@ -119,9 +119,11 @@ def is_filler(text: str) -> bool:
 
 
 def critical_label(text: str, probs: Mapping[str, float], floors: Mapping[str, float], *,
-                   sure: float, confirm: Confirm | None = None) -> tuple[float, str] | None:
+                   sure: float, confirm: Confirm | None = None,
+                   top: bool = False) -> tuple[float, str] | None:
     """The critical label a segment takes, with its probability: one at its floor, when the
-    text bears it out (``confirm``, e.g. a red flag) or the model is ``sure`` of it; None.
+    text bears it out (``confirm``, e.g. a red flag) or the model is ``sure`` of it; with
+    ``top``, also one the model ranks first, however unsure; None.
 
     Why the confirmation: the classifier was trained on whole messages, and on a clause alone
     ("and I'm also dealing with trouble sleeping", "not an emergency") it gives emergency 0.4 to
@@ -129,9 +131,10 @@ def critical_label(text: str, probs: Mapping[str, float], floors: Mapping[str, f
     ten to single questions about a bill; a red flag on the clause keeps the emergencies
     (benchmarks/plan.py --tune), and the whole message's critical label is kept as a step
     besides (:mod:`shoal.agents.splitter`)."""
+    first = max(sorted(probs), key=lambda k: probs[k]) if top and probs else None
     found = [(p, label) for label, floor in floors.items()
-             if (p := probs.get(label, 0.0)) >= floor
-             and (confirm is None or p >= sure or confirm(text))]
+             if ((p := probs.get(label, 0.0)) >= floor
+                 and (confirm is None or p >= sure or confirm(text))) or label == first]
     return max(found) if found else None
 
 
@@ -146,6 +149,7 @@ def group_parts(
     quiet_new_part: float = 0.95,
     confirm: Confirm | None = None,
     flag_below: float = 1.0,
+    critical_top: bool = False,
 ) -> Split:
     """Group labelled segments into parts.
 
@@ -154,7 +158,8 @@ def group_parts(
     the segment is unsure: it follows too, and the split is marked unsure. A label with a
     ``floors`` entry (a critical label: emergency) starts a part at that probability, sure
     (when ``confirm`` is given, only if it bears the segment out or the probability reaches
-    ``flag_below``: :func:`critical_label`).
+    ``flag_below``; with ``critical_top``, also wherever the model ranks it first:
+    :func:`critical_label`).
     ``quiet`` labels (off_topic: what greetings and asides look like) need ``quiet_new_part``
     (below it and from ``follow_below`` on, the segment is unsure like any other).
     Fillers (:func:`is_filler`) take no part. No segment at all: no part.
@@ -165,7 +170,8 @@ def group_parts(
     for seg, probs in zip(segs, probabilities, strict=True):
         if is_filler(seg.text):
             continue
-        critical = critical_label(seg.text, probs, floors, sure=flag_below, confirm=confirm)
+        critical = critical_label(seg.text, probs, floors, sure=flag_below, confirm=confirm,
+                                  top=critical_top)
         if critical is not None:
             labelled.append((seg, critical[1], critical[0]))
             continue
