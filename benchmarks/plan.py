@@ -327,18 +327,21 @@ def tune(console: Console) -> list[dict[str, Any]]:
         from shoal.policies import privacy
         detector = privacy.detector("hipaa_safe_harbor")
 
-        async def masked(rows: list[dict[str, Any]], model: Any) -> Inputs:
-            out = []
+        async def labelled(rows: list[dict[str, Any]]) -> dict[str, Inputs]:
+            """Each row masked and cut once; its segments labelled by every model, the whole
+            message by triage."""
+            out: dict[str, Inputs] = {name: [] for name in models}
             for row in rows:
                 text = detector.mask(row["text"], mode="pseudonymize").masked
                 segs = segments(text)
-                probs = await model.classify([s.text for s in segs]) if segs else []
                 [whole] = await models["triage"].classify([text])
-                out.append((row, segs, probs, whole.get("emergency", 0.0)))
+                for name, model in models.items():
+                    probs = await model.classify([s.text for s in segs]) if segs else []
+                    out[name].append((row, segs, probs, whole.get("emergency", 0.0)))
             return out
 
-        inputs = {name: tuple(asyncio.run(masked(rows, model)) for rows in (multi, single, alarms))
-                  for name, model in models.items()}
+        per_set = [asyncio.run(labelled(rows)) for rows in (multi, single, alarms)]
+        inputs = {name: tuple(found[name] for found in per_set) for name in models}
 
     shipped = (base["new_part"], base["follow_below"], base["floors"]["emergency"],
                base.get("red_flags"), bool(base.get("critical_top", False)))
