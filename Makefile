@@ -113,5 +113,6 @@ healthcare-data: venv
 	$(PY) examples/healthcare/data/make_messages.py
 	$(PY) examples/healthcare/data/make_lookalikes.py
 	$(PY) examples/healthcare/data/make_alarms.py
+	$(PY) examples/healthcare/data/make_asides.py
 	$(PY) examples/healthcare/data/make_multi.py
 	$(PY) examples/healthcare/build_models.py

@@ -73,6 +73,10 @@ from shoal.graphs.results import RunResult
 from shoal.models.local_server import serve_embedded
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "healthcare"
+                       / "data"))
+from make_asides import with_asides  # the example's generator: one aside put in a message
+
 from oracle_planner import LabelledRecord, serve_oracle  # the sibling test double
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +87,10 @@ MULTI_DEV = HEALTH / "data" / "multi_dev.jsonl"
 TEST = HEALTH / "data" / "test.jsonl"
 DEV = HEALTH / "data" / "dev.jsonl"
 ALARMS_DEV = HEALTH / "data" / "alarms_dev.jsonl"
+ASIDES = {split: HEALTH / "data" / f"asides_{split}.jsonl" for split in ("dev", "test")}
+"""Small talk of families the clause model never saw (make_asides.py), put into single requests
+to check that it adds no step."""
+ASIDE_SEED = 20261207
 RESULTS = ROOT / "benchmarks" / "results"
 ROUTING_NODES = ("guard", "mask", "triage", "split")
 TARGETS = {"intents_handled": 0.90, "planner_calls_per_message": 1.0}
@@ -267,10 +275,12 @@ def planner(kind: str, records: Sequence[LabelledRecord]) -> Iterator[dict[str, 
 
 
 def measure(kind: str, multi: list[dict[str, Any]], single: list[dict[str, Any]],
-            console: Console) -> dict[str, Any]:
+            chatty: list[dict[str, Any]], console: Console) -> dict[str, Any]:
+    """``chatty``: the single requests with an aside put in (the oracle answers them as their
+    plain twins: the same request, the same label)."""
     records = [LabelledRecord(r["id"], r["text"], r["label"],
                               tuple((p["label"], p["text"]) for p in r.get("parts") or []))
-               for r in [*multi, *single]]
+               for r in [*multi, *single, *chatty]]
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp, planner(kind, records) as env:
         work = Path(tmp)
@@ -286,10 +296,14 @@ def measure(kind: str, multi: list[dict[str, Any]], single: list[dict[str, Any]]
             plan_runs = asyncio.run(run_all(plan, multi, f"{kind}: plan mode", progress))
             fresh = build_graph(True, work, full_env)  # an empty plan cache
             single_runs = asyncio.run(run_all(fresh, single, f"{kind}: single", progress))
+            fresh = build_graph(True, work, full_env)
+            chatty_runs = asyncio.run(run_all(fresh, chatty, f"{kind}: single + aside",
+                                              progress))
         out["single_label"] = score(multi, local_runs, "single_label")
         out["splitter"] = score(multi, local_runs, "splitter")
         out["plan_mode"] = score(multi, plan_runs, "plan_mode")
         out["single_requests"] = score_single(single, single_runs)
+        out["single_requests_with_asides"] = score_single(chatty, chatty_runs)
         out["seconds"] = round(time.perf_counter() - started, 1)
     return out
 
@@ -301,6 +315,7 @@ GRID_NEW_PART = (0.6, 0.7)
 GRID_FOLLOW = (0.4, 0.5)
 GRID_FLOOR = (0.0, 0.1, 0.3)
 GRID_TOP = (False, True)
+GRID_QUIET = (0.4, 0.8)
 TRIAGE_FLOOR = 0.1336
 """The triage node's emergency floor (policies/triage-calibrated.yaml): ``--tune`` counts a
 whole-message emergency at it, without the red flags and the planner the graph adds."""
@@ -316,6 +331,7 @@ def tune(console: Console) -> list[dict[str, Any]]:
     multi = read_rows(MULTI_DEV)
     single = [r for r in read_rows(DEV) if not r.get("hard")]
     alarms = read_rows(ALARMS_DEV)
+    chatty = with_asides(single, read_rows(ASIDES["dev"]), ASIDE_SEED)
     env = {**os.environ, "SHOAL_PLANNER_URL": "http://127.0.0.1:9/v1"}
     base = routing_spec(False)["nodes"]["split"]
     Inputs = list[tuple[dict[str, Any], list[Segment], list[Any], float]]
@@ -340,26 +356,30 @@ def tune(console: Console) -> list[dict[str, Any]]:
                     out[name].append((row, segs, probs, whole.get("emergency", 0.0)))
             return out
 
-        per_set = [asyncio.run(labelled(rows)) for rows in (multi, single, alarms)]
+        per_set = [asyncio.run(labelled(rows)) for rows in (multi, single, alarms, chatty)]
         inputs = {name: tuple(found[name] for found in per_set) for name in models}
 
     shipped = (base["new_part"], base["follow_below"], base["floors"]["emergency"],
-               base.get("red_flags"), bool(base.get("critical_top", False)))
+               base.get("red_flags"), bool(base.get("critical_top", False)),
+               base.get("quiet_new_part", 0.8))
     grid = [(base["model"], *point) for point in itertools.product(
-        GRID_NEW_PART, GRID_FOLLOW, GRID_FLOOR, (base.get("red_flags"), None), GRID_TOP)]
+        GRID_NEW_PART, GRID_FOLLOW, GRID_FLOOR, (base.get("red_flags"), None), GRID_TOP,
+        GRID_QUIET)]
     if base["model"] != "triage":  # the splitter's model before, at its thresholds and these
-        grid += [("triage", *shipped[:2], floor, shipped[3], top)
+        grid += [("triage", *shipped[:2], floor, shipped[3], top, 0.8)
                  for floor in (0.0, 0.1) for top in GRID_TOP]
     table = []
-    for name, new_part, follow, floor, flags, top in grid:
+    for name, new_part, follow, floor, flags, top, quiet in grid:
         if follow > new_part or (flags is None and floor == 0.0):
             continue  # a floor of 0 with no red flag to bear it out: every segment
         cfg = {k: v for k, v in base.items() if k not in ("agent", "model")}
         cfg.update(new_part=new_part, follow_below=follow, floors={"emergency": floor},
-                   red_flags=flags, critical_top=top)
+                   red_flags=flags, critical_top=top, quiet_new_part=quiet)
+        if name == "triage":
+            cfg["asides"] = []  # the triage model has no aside label
         agent = IntentSplitter(SplitterConfig.model_validate(cfg), node="split",
                                model=models[name])
-        multi_in, single_in, alarms_in = inputs[name]
+        multi_in, single_in, alarms_in, chatty_in = inputs[name]
         asked = handled = em = em_handled = unsure = 0
         for row, segs, probs, whole in multi_in:
             found = agent.split(segs, probs)
@@ -377,6 +397,7 @@ def tune(console: Console) -> list[dict[str, Any]]:
                            for row, s, p, _ in alarms_in)
         table.append({"model": name, "new_part": new_part, "follow_below": follow,
                       "floor": floor, "red_flags": flags or "-", "critical_top": top,
+                      "quiet_new_part": quiet,
                       "intents_handled": round(handled / asked, 4),
                       "emergency_recall": round(em_handled / em, 4),
                       "unsure_share": round(unsure / len(multi), 4),
@@ -384,9 +405,12 @@ def tune(console: Console) -> list[dict[str, Any]]:
                                                   / len(single), 4),
                       "single_false_emergency": sum(gold != "emergency" and "emergency"
                                                     in f.labels for gold, f in singles),
+                      "aside_split_share": round(sum(agent.split(s, p).multi
+                                                     for _, s, p, _ in chatty_in)
+                                                 / len(chatty), 4),
                       "alarms_false_emergency": f"{false_alarms}/"
                                                 f"{sum(r['label'] != 'emergency' for r in alarms)}",
-                      "shipped": (name, new_part, follow, floor, flags, top)
+                      "shipped": (name, new_part, follow, floor, flags, top, quiet)
                                  == (base["model"], *shipped)})
     view = Table(title=f"splitter thresholds on the dev splits ({len(multi)} multi, "
                        f"{len(single)} single, {len(alarms)} alarm look-alikes)")
@@ -416,7 +440,7 @@ def report(results: Mapping[str, Any], console: Console) -> None:
                      f"{m['planner_calls_per_message']:.3f}",
                      "" if hit is None else f"{hit:.3f}")
     console.print(view)
-    for key in ("single_requests", "single_requests_oracle"):
+    for key in ("single_requests", "single_requests_with_asides", "single_requests_oracle"):
         s = results.get(key)
         if s:
             console.print(f"{key}: {s['messages']} messages, split into steps "
@@ -443,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = tune(console)
         out = RESULTS / "plan_tune.json"
         out.write_text(json.dumps({"dev_splits": [str(p.relative_to(ROOT)) for p in
-                                                  (MULTI_DEV, DEV, ALARMS_DEV)],
+                                                  (MULTI_DEV, DEV, ALARMS_DEV, ASIDES["dev"])],
                                    "grid": table}, indent=2) + "\n", encoding="utf-8")
         console.print(f"wrote {out}")
         return 0
@@ -452,12 +476,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     multi_path, single_path = (MULTI_DEV, DEV) if args.dev else (MULTI_TEST, TEST)
     multi = read_rows(multi_path)[:args.limit]
     single = [r for r in read_rows(single_path) if not r.get("hard")][:args.single_n]
+    asides = ASIDES["dev" if args.dev else "test"]
+    chatty = with_asides(single, read_rows(asides), ASIDE_SEED)
     kinds = ("live", "oracle") if args.planner == "both" else (args.planner,)
-    measured = {kind: measure(kind, multi, single, console) for kind in kinds}
+    measured = {kind: measure(kind, multi, single, chatty, console) for kind in kinds}
     head = measured.get("live") or measured["oracle"]
     results: dict[str, Any] = {
         "single_label": head["single_label"], "splitter": head["splitter"],
         "plan_mode": head["plan_mode"], "single_requests": head["single_requests"],
+        "single_requests_with_asides": head["single_requests_with_asides"],
         "planner": ("embedded SmolLM2-135M-Instruct behind a real llama_cpp.server"
                     if "live" in measured else "ORACLE (answers from the gold parts)")}
     if "live" in measured and "oracle" in measured:
@@ -482,7 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 oracle_pm["planner_calls_per_message"] <= TARGETS["planner_calls_per_message"]}
     results["data"] = {"multi": str(multi_path.relative_to(ROOT)), "multi_messages": len(multi),
                        "single": str(single_path.relative_to(ROOT)),
-                       "single_messages": len(single)}
+                       "single_messages": len(single),
+                       "asides": str(asides.relative_to(ROOT))}
     results["seconds"] = {k: m["seconds"] for k, m in measured.items()}
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}

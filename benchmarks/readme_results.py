@@ -771,6 +771,17 @@ PLAN_MODES = (("single_label", "single label (triage only)"), ("splitter", "loca
               ("plan_mode", "plan mode"), ("plan_mode_oracle", "plan mode, ORACLE planner"))
 
 
+def _chatty(r: dict[str, Any]) -> str:
+    """The single requests again with one sentence of small talk put in (asides of families
+    the clause model never saw)."""
+    chatty = r.get("single_requests_with_asides")
+    if not chatty:
+        return ""
+    return (f" The same with one sentence of small talk put in (`{r['data']['asides']}`): "
+            f"{chatty['split_share']:.1%} split into steps, {chatty['label_changed']} whose "
+            f"label changed, triage accuracy {chatty['triage_accuracy']:.3f}.")
+
+
 def _plan(r: dict[str, Any]) -> list[str]:
     """benchmarks/plan.py: requests routed right per mode, planner calls, the plan cache."""
     t = r["targets"]
@@ -793,7 +804,8 @@ def _plan(r: dict[str, Any]) -> list[str]:
     met = t["met"]
     out += ["", f"Single-request messages ({single['messages']} of `{r['data']['single']}`): "
                 f"{single['split_share']:.1%} split into steps, {single['label_changed']} "
-                f"whose label changed, triage accuracy {single['triage_accuracy']:.3f}.", "",
+                f"whose label changed, triage accuracy {single['triage_accuracy']:.3f}."
+                + _chatty(r), "",
             f"Targets (plan mode): requests handled >= {t['intents_handled']}: "
             f"{_met(met['intents_handled'])}; <= {t['planner_calls_per_message']} planner call "
             f"per message: {_met(met['planner_calls_per_message'])}; single requests unaffected "
@@ -814,9 +826,15 @@ def _plan(r: dict[str, Any]) -> list[str]:
                     f"clause model as shipped: requests handled {shipped['intents_handled']:.3f}, "
                     f"emergency requests {shipped['emergency_recall']:.3f}, alarm look-alikes "
                     f"given a false emergency {shipped['alarms_false_emergency']}, single "
-                    f"requests {shipped['single_false_emergency']}; the triage model as before: "
+                    f"requests {shipped['single_false_emergency']}"
+                    + (f", single requests with small talk put in split "
+                       f"{shipped['aside_split_share']:.1%}" if "aside_split_share" in shipped
+                       else "")
+                    + f"; the triage model as before: "
                     f"{before['intents_handled']:.3f}, {before['emergency_recall']:.3f}, "
-                    f"{before['alarms_false_emergency']}, {before['single_false_emergency']}."]
+                    f"{before['alarms_false_emergency']}, {before['single_false_emergency']}"
+                    + (f", {before['aside_split_share']:.1%}" if "aside_split_share" in before
+                       else "") + "."]
     out += ["", f"Measured {r['machine']['when'][:10]} (`python benchmarks/plan.py`, "
                 + ", ".join(f"{k} {v:.0f} s" for k, v in r["seconds"].items()) + ").", ""]
     return out

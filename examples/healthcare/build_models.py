@@ -25,7 +25,10 @@ guard runs before the masker and reads raw text, so it is trained on raw text.
   saw) 31 of 70 messages with no emergency got one; with this model 11
   (``benchmarks/plan.py --tune``). The triage model stays as it is: its thresholds were
   calibrated on dev (``shoal calibrate``). Emergency clauses are not added alone: a clause
-  such as "We're at home." of an emergency message is no emergency.
+  such as "We're at home." of an emergency message is no emergency. An eighth label,
+  ``aside``, is learnt from ``data/asides_train.jsonl`` (``data/make_asides.py``: small talk
+  such as "Hope you had a good weekend!"): the split node makes no step of such a sentence
+  (before, "Hope you are doing well." alone was an ``injection`` at 0.93).
 - ``models/triage-router.onnx``: the learned deferral router for the triage node
   (``shoal train-router``'s training, out of fold over the same masked rows).
 - ``models/guard.onnx``: ``allow``, ``injection``, ``jailbreak``, ``off_topic``, for the
@@ -81,6 +84,9 @@ LOOKALIKES = HERE / "data" / "lookalikes_train.jsonl"
 """Benign look-alikes (``data/make_lookalikes.py``), added to the triage model's training rows."""
 ALARMS = HERE / "data" / "alarms_train.jsonl"
 """Alarm look-alikes (``data/make_alarms.py``), added to the clause model's training rows."""
+ASIDES = HERE / "data" / "asides_train.jsonl"
+"""Sentences that ask for nothing (``data/make_asides.py``): the clause model's ``aside``
+label."""
 DEV = HERE / "data" / "dev.jsonl"
 MODELS = HERE / "models"
 GUARD_LABELS = {"injection": "injection", "off_topic": "off_topic"}
@@ -133,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         write_jsonl(rows, triage_data)
         write_jsonl(dev, dev_data)
         if args.only in (None, "clause"):
-            line(f"masking {ALARMS.name}")
-            clause(rows, masked_rows(ALARMS, progress), dev_data, Path(tmp), progress, line)
+            line(f"masking {ALARMS.name} and {ASIDES.name}")
+            clause(rows, masked_rows(ALARMS, progress), masked_rows(ASIDES, progress),
+                   dev_data, Path(tmp), progress, line)
         if args.only == "clause":
             return 0
 
@@ -186,12 +193,15 @@ def clause_rows(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return out
 
 
-def clause(rows: list[dict[str, str]], alarms: list[dict[str, str]], dev: Path, tmp: Path,
-           progress: Progress, line: Callable[[str], None]) -> None:
+def clause(rows: list[dict[str, str]], alarms: list[dict[str, str]],
+           asides: list[dict[str, str]], dev: Path, tmp: Path, progress: Progress,
+           line: Callable[[str], None]) -> None:
     """Train ``models/clause.onnx`` on the masked triage rows, the alarm look-alikes and their
-    clauses; measure it on the dev split (whole messages)."""
+    clauses, and the asides (label ``aside``); measure it on the dev split (whole
+    messages)."""
     data = tmp / "clause.jsonl"
-    clauses = clause_rows(rows + alarms)
+    clauses = clause_rows(rows + alarms) + [{"text": r["text"], "label": r["label"]}
+                                            for r in asides]
     write_jsonl(clauses, data)
     task = progress.add_task("clause", total=None)
 
@@ -202,8 +212,9 @@ def clause(rows: list[dict[str, str]], alarms: list[dict[str, str]], dev: Path, 
     report = train_ensemble_classifier(data, MODELS / "clause.onnx", eval_data=dev,
                                        progress=clause_stage)
     progress.update(task, description="clause: done", total=1, completed=1)
-    line(f"clause: {report.n_examples} examples ({len(rows) + len(alarms)} messages, the rest "
-         f"their clauses), dev accuracy {report.metrics.accuracy:.3f} on whole messages; "
+    line(f"clause: {report.n_examples} examples ({len(rows) + len(alarms)} messages, "
+         f"{len(asides)} asides, the rest their clauses), dev accuracy "
+         f"{report.metrics.accuracy:.3f} on whole messages; "
          "benchmarks/plan.py --tune measures it clause by clause")
 
 

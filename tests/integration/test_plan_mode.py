@@ -33,7 +33,7 @@ THREE = (f"Hi, this is {CANARY}. I'm out of lisinopril, can you send a refill to
 REFILL_AND_EMERGENCY = ("Please refill my lisinopril. I have crushing chest pain and I can't "
                         "breathe.")
 # Unsure as the cascade splits it (one clause between sure and unsure): plan mode asks.
-UNSURE = ("Dear care team, first, need an appt asap Then BP has been 160/98 most days since "
+UNSURE = ("Dear care team, need an appt asap. BP has been 160/98 most days since "
           f"last month. Is that high enough to worry about?\nThanks, {CANARY}")
 
 

@@ -180,3 +180,18 @@ def test_an_edge_that_skips_a_layer_bends_around_the_box_in_between():
     (bx, by), (x, y) = layout.pos[bend], layout.pos["n_b"]
     assert by == y and abs(bx - x) > boxes["n_b"][0] / 2
     assert layout.bends.keys() == {3}
+
+
+def test_plan_mode_mark_comes_from_the_agent_class_not_its_name(monkeypatch: pytest.MonkeyPatch):
+    from shoal.agents import base
+    from shoal.agents.splitter import IntentSplitter
+    from shoal.graphs.draw import _asks_planner
+
+    split = load_spec(CASCADE)[0].nodes["split"].agent_config
+    assert split.get("plan") is not None and _asks_planner("intent_splitter", split)
+    no_plan = {k: v for k, v in split.items() if k != "plan"}
+    assert not _asks_planner("intent_splitter", no_plan)
+    # A plugin splitter under another name that plans is drawn as one; an unknown agent is not.
+    monkeypatch.setitem(base._registry, "my_splitter", IntentSplitter)
+    assert _asks_planner("my_splitter", split)
+    assert not _asks_planner("no_such_agent", split)

@@ -24,7 +24,7 @@ from shoal.agents.plans import (
     step_key,
     to_cached,
 )
-from shoal.agents.splitting import segments
+from shoal.agents.splitting import CriticalRule, segments
 
 TARGETS = ["urgent", "decline", "answer"]
 LABELS = ("appointment", "billing", "emergency", "off_topic", "prescription_refill",
@@ -168,22 +168,22 @@ def _grouped_probabilities() -> list[dict[str, float]]:
 def test_groups_skip_fillers_merge_adjacent_labels_and_a_floor_label_wins():
     segs = segments(GROUPED)
     assert [s.text for s in segs] == ["Hi, this is [NAME_1].", "Please refill my lisinopril.",
-                                      "I run out on Friday.", "Also my bill is wrong.",
+                                      "I run out on Friday.", "my bill is wrong.",
                                       "My chest hurts a lot.", "Thanks, [NAME_1]"]
-    found = groups(segs, _grouped_probabilities(), {"emergency": 0.3})
+    found = groups(segs, _grouped_probabilities(), CriticalRule({"emergency": 0.3}))
     assert [g.label for g in found] == ["prescription_refill", "billing", "emergency"]
     assert [GROUPED[g.start:g.end] for g in found] == [
-        "Please refill my lisinopril. I run out on Friday.", "Also my bill is wrong.",
+        "Please refill my lisinopril. I run out on Friday.", "my bill is wrong.",
         "My chest hurts a lot."]
     assert shape(found) == "prescription_refill>billing>emergency"
     # Without the floor the last group is what the classifier liked best.
-    assert shape(groups(segs, _grouped_probabilities(), {})) == (
+    assert shape(groups(segs, _grouped_probabilities())) == (
         "prescription_refill>billing>symptom_report")
 
 
 def test_a_message_of_fillers_has_no_groups_and_an_empty_shape():
     text = "Hi, this is [NAME_1].\nThanks, [NAME_1]"
-    found = groups(segments(text), [_probs("off_topic", 0.9)] * 2, {})
+    found = groups(segments(text), [_probs("off_topic", 0.9)] * 2)
     assert found == [] and shape(found) == ""
 
 
@@ -196,8 +196,8 @@ OTHER = ("Hello, it's [NAME_1] here. Can you renew my metformin prescription ple
 
 
 def test_a_cached_plan_cuts_a_message_of_the_same_shape_along_its_own_groups():
-    first = groups(segments(GROUPED), _grouped_probabilities(), {"emergency": 0.3})
-    second = groups(segments(OTHER), _grouped_probabilities(), {"emergency": 0.3})
+    first = groups(segments(GROUPED), _grouped_probabilities(), CriticalRule({"emergency": 0.3}))
+    second = groups(segments(OTHER), _grouped_probabilities(), CriticalRule({"emergency": 0.3}))
     assert shape(first) == shape(second)
     # The planner's steps on the first message: the refill's last words; bill and chest as one.
     steps = [CheckedStep("answer", GROUPED.index("I run out"), GROUPED.index(" Also"), "refill"),
@@ -212,12 +212,12 @@ def test_a_cached_plan_cuts_a_message_of_the_same_shape_along_its_own_groups():
                                                     (second[1].start, second[2].end)]
     assert [OTHER[s.start:s.end] for s in replayed] == [
         "Can you renew my metformin prescription please? I am nearly out of it.",
-        "Also the statement shows a charge I do not recognise. My left arm went numb this "
+        "the statement shows a charge I do not recognise. My left arm went numb this "
         "morning."]
 
 
 def test_a_plan_with_a_step_outside_every_group_is_not_cached():
-    found = groups(segments(GROUPED), _grouped_probabilities(), {"emergency": 0.3})
+    found = groups(segments(GROUPED), _grouped_probabilities(), CriticalRule({"emergency": 0.3}))
     greeting = GROUPED.index("Hi, this is [NAME_1].")
     steps = [CheckedStep("answer", GROUPED.index("Please"), GROUPED.index(" I run"), ""),
              CheckedStep("decline", greeting, greeting + len("Hi, this is [NAME_1]."), "")]

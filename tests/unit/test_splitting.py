@@ -7,7 +7,7 @@ import pytest
 
 from shoal.agents import AgentContext, AgentResult
 from shoal.agents.splitter import IntentSplitter, SplitterConfig, _Draft, _with_critical
-from shoal.agents.splitting import critical_label, group_parts, is_filler, segments
+from shoal.agents.splitting import CriticalRule, critical_label, group_parts, is_filler, segments
 from shoal.errors import AgentError
 from shoal.graphs.spec import OnnxClassifierModelSpec
 from shoal.models.base import Backend
@@ -24,10 +24,10 @@ def _probs(label: str, p: float) -> dict[str, float]:
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("I'm out of lisinopril. Can we move Thursday's visit? Also the bill charged me twice",
-     ["I'm out of lisinopril.", "Can we move Thursday's visit?", "Also the bill charged me twice"]),
+     ["I'm out of lisinopril.", "Can we move Thursday's visit?", "the bill charged me twice"]),
     ("Please refill my [DRUG], and can you check my bill", ["Please refill my [DRUG]",
                                                             "and can you check my bill"]),
-    ("I need my refill, but also my chest hurts", ["I need my refill", "but also my chest hurts"]),
+    ("I need my refill, but also my chest hurts", ["I need my refill", "my chest hurts"]),
     ("Quick ones: 1) refill 2) bill 3) appt", ["Quick ones:", "1) refill", "2) bill", "3) appt"]),
     ("Thanks Dr. [NAME_1] for the visit.\n\n[NAME_2]", ["Thanks Dr. [NAME_1] for the visit.",
                                                          "[NAME_2]"]),
@@ -65,7 +65,7 @@ def test_sure_segments_start_parts_and_unsure_ones_follow_the_part_before():
                                            ("billing", 0.95)])
     assert labels == ("prescription_refill", "billing") and sure
     assert excerpts == ["Please refill my lisinopril. I run out Friday.",
-                        "Also why was I charged twice?"]
+                        "why was I charged twice?"]  # "Also" announces it and is left out
 
 
 def test_a_segment_between_sure_and_unsure_makes_the_split_unsure():
@@ -78,7 +78,7 @@ def test_a_critical_floor_starts_an_emergency_part_however_unsure():
     text = "Please refill my lisinopril. My chest has been crushing for twenty minutes."
     labelled = [("prescription_refill", 0.9), ("emergency", 0.4)]
     assert _split(text, labelled)[0] == ("prescription_refill",)
-    labels, sure, _ = _split(text, labelled, floors={"emergency": 0.3})
+    labels, sure, _ = _split(text, labelled, critical=CriticalRule({"emergency": 0.3}))
     assert labels == ("prescription_refill", "emergency") and sure
 
 
@@ -233,8 +233,8 @@ def test_group_parts_takes_a_flagged_clause_as_an_emergency_and_not_an_unflagged
     segs = segments(text)
     probs = [_probs("billing", 0.9), {**_probs("billing", 0.6), "emergency": 0.39},
              {**_probs("billing", 0.7), "emergency": 0.3}]
-    split = group_parts(segs, probs, new_part=0.6, follow_below=0.5, floors={"emergency": 0.1},
-                        confirm=_flag, flag_below=0.5)
+    rule = CriticalRule({"emergency": 0.1}, sure=0.5, confirm=_flag)
+    split = group_parts(segs, probs, new_part=0.6, follow_below=0.5, critical=rule)
     assert [p.label for p in split.parts] == ["billing", "emergency"]
     assert text[slice(*split.parts[1].spans[0])] == "I have chest pain."
 
@@ -268,11 +268,14 @@ def test_group_parts_with_critical_top_starts_an_emergency_part_at_its_first_lab
     segs = segments(text)
     probs = [_probs("prescription_refill", 0.9),
              {**_probs("symptom_report", 0.3), "emergency": 0.41}]
-    kwargs = {"new_part": 0.6, "follow_below": 0.4, "floors": {"emergency": 0.0},
-              "confirm": _flag, "flag_below": 0.5}
-    assert group_parts(segs, probs, **kwargs, critical_top=True).labels == (
+    rule = CriticalRule({"emergency": 0.0}, sure=0.5, confirm=_flag)
+    top = CriticalRule({"emergency": 0.0}, sure=0.5, confirm=_flag, top=True)
+    assert group_parts(segs, probs, new_part=0.6, follow_below=0.4, critical=top).labels == (
         "prescription_refill", "emergency")
-    assert group_parts(segs, probs, **kwargs).labels == ("prescription_refill",)
+    assert group_parts(segs, probs, new_part=0.6, follow_below=0.4,
+                       critical=rule).labels == ("prescription_refill",)
+    # The rule's own label() is the predicate both calls used.
+    assert top.label(text, probs[1]) == (0.41, "emergency") and rule.label(text, probs[1]) is None
 
 
 # --- the healthcare example's clause model: emergency words that are no emergency ----------------
@@ -324,3 +327,81 @@ async def test_the_clause_model_still_finds_an_emergency_inside_a_longer_message
     result = await _run(_shipped(clause_model), text)
     assert "emergency" in result.output["labels"], result.output["parts"]
     assert len(result.output["labels"]) >= 2
+
+
+# --- run-on markers and small talk ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("First reschedule pls Second, do you have a self-pay price?",
+     ["reschedule pls", "do you have a self-pay price?"]),
+    ("appt tomorrow Then can my inhaler go to the other pharmacy",
+     ["appt tomorrow", "can my inhaler go to the other pharmacy"]),
+    ("send it to the usual pharmacy btw my wife fell down the stairs",
+     ["send it to the usual pharmacy", "my wife fell down the stairs"]),
+    ("Refill please. One more thing, can you check my bill?",
+     ["Refill please.", "can you check my bill?"]),
+    ("Last, why was I charged twice?", ["why was I charged twice?"]),
+    ("And one last one: who painted the ceiling?", ["who painted the ceiling?"]),
+    ("One more thing", []),
+    # The same words where they start no request stay where they are.
+    ("I had chest pain last night and then it stopped.",
+     ["I had chest pain last night and then it stopped."]),
+    ("Last night I fell. Next week is my visit.", ["Last night I fell.", "Next week is my visit."]),
+    ("It was my first visit there.", ["It was my first visit there."]),
+])
+def test_run_on_markers_cut_and_are_left_out_of_the_segment(text: str, expected: list[str]):
+    found = segments(text)
+    assert [s.text for s in found] == expected
+    assert all(text[s.start:s.end] == s.text for s in found)
+
+
+def test_a_segment_the_model_calls_an_aside_is_left_out_unless_a_red_flag_fires(
+        clause_model: Backend):
+    agent = _shipped(clause_model)
+    text = "Hope you are well. Also my father has crushing chest pain, sweating."
+    segs = segments(text)
+    aside = {**{k: 0.02 for k in clause_model.labels}, "aside": 0.88}
+    kept, probs = agent.requests(segs, [aside, aside])
+    # Small talk goes; the emergency stays though the model called it small talk too.
+    assert [s.text for s in kept] == ["my father has crushing chest pain, sweating."]
+    assert probs and all("aside" not in p for p in probs)
+    assert agent.split(segs, [aside, aside]).labels == ("emergency",)
+
+
+# Written for this test, in no generator's families: small talk beside one request.
+CHATTY = [
+    ("Congrats on the new building, it looks amazing! Could you send my metformin refill to "
+     "the pharmacy?", "prescription_refill"),
+    ("I need to move my physical to next week. We finally adopted a rescue dog, he is a "
+     "handful!", "appointment"),
+    ("Happy birthday to Dr. [NAME_1] from all of us! Why was I charged twice in March?",
+     "billing"),
+]
+
+
+@pytest.mark.parametrize(("text", "label"), CHATTY)
+async def test_small_talk_beside_a_single_request_makes_no_second_part(
+        clause_model: Backend, text: str, label: str):
+    result = await _run(_shipped(clause_model), text, label=label)
+    assert result.output["labels"] == [label], result.output["parts"]
+    assert result.output["asides"] == 1
+
+
+def test_asides_must_be_the_models_labels_and_no_floor_or_quiet_label(
+        triage_model: Backend, clause_model: Backend):
+    with pytest.raises(AgentError, match="not the model's"):
+        _agent(triage_model, asides=["aside"])
+    with pytest.raises(AgentError, match="cannot be asides"):
+        _agent(clause_model, asides=["off_topic"])
+    # An aside label needs no step target: the cascade's targets leave it out.
+    import yaml
+    node = yaml.safe_load((REPO / "examples" / "healthcare" / "cascade.yaml").read_text(
+        encoding="utf-8"))["nodes"]["split"]
+    assert "aside" in clause_model.labels
+    assert all("aside" not in t["labels"] for t in node["targets"].values())
+    config = {k: v for k, v in node.items() if k not in ("agent", "model", "plan")}
+    IntentSplitter(SplitterConfig.model_validate(config), node="split", model=clause_model)
+    with pytest.raises(AgentError, match=r"\['aside'\] of the model are in no target"):
+        IntentSplitter(SplitterConfig.model_validate({**config, "asides": []}), node="split",
+                       model=clause_model)

@@ -111,6 +111,12 @@ class Agent:
         None for every other agent."""
         return None
 
+    @classmethod
+    def asks_planner(cls, config: AgentConfig) -> bool:
+        """Whether a node of this agent with ``config`` calls the graph's planner itself, not
+        through an escalation rule (a splitter in plan mode): diagrams show it."""
+        return False
+
     def bind_escalator(self, escalator: Escalator | None) -> None:
         """Called once by the runtime with the graph's escalator (its planner behind the
         privacy boundary, budget and breaker, and its ledger). An agent that asks the planner

@@ -27,7 +27,7 @@ from typing import Any, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from shoal.agents.base import AgentResult
-from shoal.agents.splitting import Confirm, Segment, critical_label, is_filler
+from shoal.agents.splitting import NO_CRITICAL, CriticalRule, Segment, is_filler
 from shoal.models.base import Message
 
 __all__ = ["CachedStep", "CheckedStep", "Group", "PlanCache", "PlanStepAnswer", "Step",
@@ -146,17 +146,15 @@ class Group:
 
 
 def groups(segs: Sequence[Segment], probabilities: Sequence[Mapping[str, float]],
-           floors: Mapping[str, float], *, sure: float = 1.0,
-           confirm: Confirm | None = None, top: bool = False) -> list[Group]:
-    """The message's groups: each non-filler segment's label (a critical label at its floor,
-    else the most probable), runs of one label merged."""
+           critical: CriticalRule = NO_CRITICAL) -> list[Group]:
+    """The message's groups: each non-filler segment's label (the critical label its rule
+    gives it, else the most probable), runs of one label merged."""
     out: list[Group] = []
     for seg, probs in zip(segs, probabilities, strict=True):
         if is_filler(seg.text):
             continue
-        critical = critical_label(seg.text, probs, floors, sure=sure, confirm=confirm,
-                                  top=top)
-        label = critical[1] if critical else max(sorted(probs), key=lambda k: probs[k])
+        found = critical.label(seg.text, probs)
+        label = found[1] if found else max(sorted(probs), key=lambda k: probs[k])
         if out and out[-1].label == label:
             out[-1] = Group(label, out[-1].start, seg.end)
         else:

@@ -37,9 +37,9 @@ from shoal.agents.plans import (
 )
 from shoal.agents.splitting import (
     Confirm,
+    CriticalRule,
     Segment,
     Split,
-    critical_label,
     group_parts,
     is_filler,
     segments,
@@ -105,6 +105,10 @@ class SplitterConfig(AgentConfig):
     """Labels that greetings and asides look like (off_topic): a part of one needs
     ``quiet_new_part``; between ``follow_below`` and that, the split is unsure (plan mode)."""
     quiet_new_part: float = Field(default=0.8, gt=0, le=1)
+    asides: list[str] = Field(default_factory=list)
+    """Labels of the node's model for a sentence that asks for nothing (``aside``: "Hope you
+    had a good weekend!"): a segment the model ranks one of them first is left out like a
+    greeting, unless a critical label fires on it; no step ever has one."""
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     """Step targets (nodes the route sends labels to) and the labels each answers; every label
     of the model must be in one. Without targets the node lists parts and makes no steps."""
@@ -144,10 +148,15 @@ class IntentSplitter(Agent):
         super().__init__(config, node=node, model=model)
         known = set(self.model.labels)
         cfg = self.config
-        unknown = sorted((set(cfg.floors) | set(cfg.quiet)) - known)
+        unknown = sorted((set(cfg.floors) | set(cfg.quiet) | set(cfg.asides)) - known)
         if unknown:
-            raise AgentError(f"labels {unknown} in floors/quiet are not the model's "
+            raise AgentError(f"labels {unknown} in floors/quiet/asides are not the model's "
                              f"{sorted(known)}", node=node, agent=self.name)
+        if clash := sorted(set(cfg.asides) & (set(cfg.floors) | set(cfg.quiet))):
+            raise AgentError(f"labels {clash} cannot be asides and in floors/quiet",
+                             node=node, agent=self.name)
+        self._asides = frozenset(cfg.asides)
+        known -= self._asides
         self._target_of = {label: t for t, spec in cfg.targets.items() for label in spec.labels}
         if cfg.targets and (left := sorted(known - set(self._target_of))):
             raise AgentError(f"labels {left} of the model are in no target: every request "
@@ -155,10 +164,14 @@ class IntentSplitter(Agent):
         if stray := sorted(set(self._target_of) - known):
             raise AgentError(f"target labels {stray} are not the model's {sorted(known)}",
                              node=node, agent=self.name)
-        self._confirm: Confirm | None = None
+        confirm: Confirm | None = None
         if cfg.red_flags is not None:
             matcher = matcher_for(cfg.red_flags)
-            self._confirm = lambda text: bool(matcher.fired(text))
+            confirm = lambda text: bool(matcher.fired(text))  # noqa: E731
+        self.critical = CriticalRule(cfg.floors, sure=cfg.flag_below, confirm=confirm,
+                                     top=cfg.critical_top)
+        """The rule a segment takes a critical label by, in its parts, its plan-cache groups
+        and its planned steps alike."""
         self._escalator: Escalator | None = None
         self.cache = (PlanCache(cfg.plan.cache_size)
                       if cfg.plan is not None and cfg.plan.cache else None)
@@ -168,32 +181,51 @@ class IntentSplitter(Agent):
         assert isinstance(config, SplitterConfig)
         return {t: frozenset(spec.labels) for t, spec in config.targets.items()}
 
+    @classmethod
+    def asks_planner(cls, config: AgentConfig) -> bool:
+        assert isinstance(config, SplitterConfig)
+        return config.plan is not None
+
     def bind_escalator(self, escalator: Escalator | None) -> None:
         self._escalator = escalator
+
+    def requests(self, segs: Sequence[Segment], probabilities: Sequence[Mapping[str, float]]
+                 ) -> tuple[list[Segment], list[dict[str, float]]]:
+        """The segments that may hold a request, with their probabilities less the ``asides``
+        labels: a segment the model ranks an aside first is left out, unless a critical label
+        fires on it (a red flag in small talk is still an emergency)."""
+        kept: list[Segment] = []
+        probs_kept: list[dict[str, float]] = []
+        for seg, probs in zip(segs, probabilities, strict=True):
+            if self._asides and max(sorted(probs), key=lambda k: probs[k]) in self._asides \
+                    and self.critical.label(seg.text, probs) is None:
+                continue
+            kept.append(seg)
+            probs_kept.append({k: v for k, v in probs.items() if k not in self._asides})
+        return kept, probs_kept
 
     def split(self, segs: Sequence[Segment], probabilities: Sequence[Mapping[str, float]]
               ) -> Split:
         """The parts of a text given its :func:`segments` and their probabilities."""
         cfg = self.config
+        segs, probabilities = self.requests(segs, probabilities)
         return group_parts(segs, probabilities, new_part=cfg.new_part,
-                           follow_below=cfg.follow_below, floors=cfg.floors,
-                           confirm=self._confirm, flag_below=cfg.flag_below,
-                           quiet=frozenset(cfg.quiet), quiet_new_part=cfg.quiet_new_part,
-                           critical_top=cfg.critical_top)
+                           follow_below=cfg.follow_below, critical=self.critical,
+                           quiet=frozenset(cfg.quiet), quiet_new_part=cfg.quiet_new_part)
 
     async def run(self, ctx: AgentContext) -> AgentResult:
         whole = ctx.results.get(self.config.of)
         if whole is None or whole.label is None:
             raise AgentError(f"node {self.config.of!r} has no label in this run: the splitter "
                              "runs after it", node=self.node, agent=self.name)
-        segs = segments(ctx.text)
-        probabilities = await self._classify([s.text for s in segs])
+        cut = segments(ctx.text)
+        segs, probabilities = self.requests(cut, await self._classify([s.text for s in cut]))
         found = self.split(segs, probabilities)
         sure = found.sure and len(found.parts) <= self.config.max_steps
         output: dict[str, Any] = {
             "parts": [{"label": p.label, "confidence": round(p.confidence, 4),
                        "spans": [list(s) for s in p.spans]} for p in found.parts],
-            "sure": sure, "segments": len(segs)}
+            "sure": sure, "segments": len(cut), "asides": len(cut) - len(segs)}
         if not self.config.targets:
             output["labels"] = list(found.labels)
             return AgentResult(output=output, label=whole.label, confidence=1.0,
@@ -232,8 +264,7 @@ class IntentSplitter(Agent):
         if cfg.plan is None or escalator is None:
             plan["why"] = "unsure, no plan mode" if cfg.plan is None else "unsure, no planner"
             return []
-        found_groups = groups(segs, probabilities, cfg.floors, sure=cfg.flag_below,
-                              confirm=self._confirm, top=cfg.critical_top)
+        found_groups = groups(segs, probabilities, self.critical)
         key = shape(found_groups)
         checked: list[CheckedStep] = []
         cached = self.cache.get(key) if self.cache is not None else None
@@ -252,10 +283,13 @@ class IntentSplitter(Agent):
         if not checked:
             plan["source"] = "local"
             return []
-        probs = await self._classify([ctx.text[s.start:s.end] for s in checked])
+        cut = [Segment(s.start, s.end, ctx.text[s.start:s.end]) for s in checked]
+        probs = await self._classify([c.text for c in cut])
+        kept, kept_probs = self.requests(cut, probs)  # small talk the planner made a step of
         drafts = []
-        for step, p in zip(checked, probs, strict=True):
-            excerpt = ctx.text[step.start:step.end]
+        for seg, p in zip(kept, kept_probs, strict=True):
+            step = checked[cut.index(seg)]
+            excerpt = seg.text
             target, step_label = self._label(step.target, p, excerpt)
             # A greeting or a sign-off is no request, whatever the planner made of it; and a
             # quiet label (off_topic) the model is unsure of is a step only where the planner
@@ -321,8 +355,7 @@ class IntentSplitter(Agent):
         other labels, or, when the target answers nothing else, the most probable label
         overall that is not critical, with its own target."""
         floors = self.config.floors
-        critical = critical_label(text, probs, floors, sure=self.config.flag_below,
-                                  confirm=self._confirm, top=self.config.critical_top)
+        critical = self.critical.label(text, probs)
         if critical is not None:
             return self._target_of[critical[1]], critical[1]
         allowed = [k for k in sorted(self.config.targets[target].labels) if k not in floors]

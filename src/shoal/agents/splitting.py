@@ -20,16 +20,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["Confirm", "Part", "Segment", "Split", "critical_label", "group_parts", "is_filler",
-           "segments"]
+__all__ = ["NO_CRITICAL", "Confirm", "CriticalRule", "Part", "Segment", "Split",
+           "critical_label", "group_parts", "is_filler", "segments"]
 
 Confirm = Callable[[str], bool]
 """Whether a segment's text bears out a critical label below ``new_part`` (a red flag fires)."""
 
 _ABBREVIATIONS = "".join(rf"(?<!\b{re.escape(a)})" for a in (
     "Dr.", "Mr.", "Mrs.", "Ms.", "St.", "vs.", "e.g.", "i.e.", "approx.", "appt."))
+_ORDINALS = "First|Second|Secondly|Third|Thirdly|Then|Finally|Lastly"
+"""Capitalised inside a sentence, these start the next item of a list typed without stops."""
+_MARKERS = (r"btw|by the way|one more thing|another thing|on a separate note|separately|"
+            r"and one last (?:one|thing)|one last (?:one|thing)|p\.?s\.?(?=[\s:,])")
+"""Whatever their case and wherever they are, these open another request."""
+_LEAD = re.compile(
+    r"(?:(?:and|but|oh|ok|okay|so)\s+)?"
+    rf"(?:(?:{_ORDINALS}|also|anyway|anyways)(?:\s+(?:thing|one|of all))?\s*[,:.]?"
+    rf"|(?:last|next)(?:\s+(?:thing|one))?\s*[,:]|(?:{_MARKERS})\s*[,:.!-]?)(?:\s+|$)",
+    re.IGNORECASE,
+)
+"""Words that announce a request and say nothing of it ("Second thing:", "Also", "btw"): left
+out of the segment, so the classifier reads the request (it never saw them in its training
+messages) and an excerpt starts at it."""
 _CUTS = re.compile(
     r"\n+"                                              # a line break
     rf"|(?<=[.?!]){_ABBREVIATIONS}\s+"                  # a sentence end (not after "Dr.")
@@ -38,7 +52,12 @@ _CUTS = re.compile(
     r"|(?<!\band)(?<!\bbut)(?:,\s*|\s+)(?=(?:and\s+|but\s+)?also\b)"  # ", also", "and also"
     r"|,?\s+(?=(?:and|but)\s+(?:can|could|would|will|please|pls|i|i'm|im|my|is|are|why|what|"
     r"how|when|right now|more importantly|first)\b)"
-    r"|\s+(?=\(?\d\)\s)",                               # "1) ... 2) ..."
+    r"|\s+(?=\(?\d\)\s)"                                # "1) ... 2) ..."
+    # A marker that starts the next request in a run-on message ("appt tomorrow Then can my
+    # albuterol ...", "reschedule pls Second, do you ...", "... refill btw my wife is ...").
+    rf"|(?<=[\w\])])\s+(?=(?-i:{_ORDINALS})\b)"
+    rf"|,?\s+(?=(?:{_ORDINALS}|last|lastly|next)\s*[,:])"
+    rf"|(?<!\band)(?<!\bbut),?\s+(?=(?:{_MARKERS})\b)",
     re.IGNORECASE,
 )
 _PLACEHOLDER = re.compile(r"\[[A-Z][A-Z_]*_\d+\]|<[A-Z_]+>")
@@ -103,8 +122,11 @@ def segments(text: str) -> list[Segment]:
         end = cut.start() if cut is not None else len(text)
         piece = text[start:end]
         stripped = piece.strip()
+        lead = len(piece) - len(piece.lstrip())
+        while (marker := _LEAD.match(stripped)) is not None:
+            lead += marker.end()
+            stripped = stripped[marker.end():]
         if stripped:
-            lead = len(piece) - len(piece.lstrip())
             out.append(Segment(start + lead, start + lead + len(stripped), stripped))
         if cut is not None:
             start = cut.end()
@@ -138,42 +160,56 @@ def critical_label(text: str, probs: Mapping[str, float], floors: Mapping[str, f
     return max(found) if found else None
 
 
+@dataclass(frozen=True, slots=True)
+class CriticalRule:
+    """When a segment takes a critical label (:func:`critical_label`): the labels' ``floors``,
+    the check that bears a label out below ``sure`` (``confirm``: a red flag) and whether the
+    model's first label is taken however unsure (``top``). One object, so the splitter's parts,
+    its plan-cache groups and its planned steps all apply the same rule."""
+
+    floors: Mapping[str, float] = field(default_factory=dict)
+    sure: float = 1.0
+    confirm: Confirm | None = None
+    top: bool = False
+
+    def label(self, text: str, probs: Mapping[str, float]) -> tuple[float, str] | None:
+        return critical_label(text, probs, self.floors, sure=self.sure, confirm=self.confirm,
+                              top=self.top)
+
+
+NO_CRITICAL = CriticalRule()
+"""No critical label: every segment is labelled by its probabilities alone."""
+
+
 def group_parts(
     segs: Sequence[Segment],
     probabilities: Sequence[Mapping[str, float]],
     *,
     new_part: float,
     follow_below: float,
-    floors: Mapping[str, float] | None = None,
+    critical: CriticalRule = NO_CRITICAL,
     quiet: frozenset[str] = frozenset(),
     quiet_new_part: float = 0.95,
-    confirm: Confirm | None = None,
-    flag_below: float = 1.0,
-    critical_top: bool = False,
 ) -> Split:
     """Group labelled segments into parts.
 
     A segment whose label's probability reaches ``new_part`` may start a part of that label; one
     below ``follow_below`` belongs to the part before it (or after it, at the start). In between
-    the segment is unsure: it follows too, and the split is marked unsure. A label with a
-    ``floors`` entry (a critical label: emergency) starts a part at that probability, sure
-    (when ``confirm`` is given, only if it bears the segment out or the probability reaches
-    ``flag_below``; with ``critical_top``, also wherever the model ranks it first:
-    :func:`critical_label`).
-    ``quiet`` labels (off_topic: what greetings and asides look like) need ``quiet_new_part``
-    (below it and from ``follow_below`` on, the segment is unsure like any other).
+    the segment is unsure: it follows too, and the split is marked unsure. A segment that takes
+    a critical label by the ``critical`` rule (emergency at its floor, borne out by a red flag;
+    :class:`CriticalRule`) starts a part of it, sure.
+    ``quiet`` labels (off_topic) need ``quiet_new_part`` (below it and from ``follow_below``
+    on, the segment is unsure like any other).
     Fillers (:func:`is_filler`) take no part. No segment at all: no part.
     """
-    floors = floors or {}
     labelled: list[tuple[Segment, str | None, float]] = []
     unsure = 0
     for seg, probs in zip(segs, probabilities, strict=True):
         if is_filler(seg.text):
             continue
-        critical = critical_label(seg.text, probs, floors, sure=flag_below, confirm=confirm,
-                                  top=critical_top)
-        if critical is not None:
-            labelled.append((seg, critical[1], critical[0]))
+        taken = critical.label(seg.text, probs)
+        if taken is not None:
+            labelled.append((seg, taken[1], taken[0]))
             continue
         top = max(sorted(probs), key=lambda k: probs[k])
         p = probs[top]

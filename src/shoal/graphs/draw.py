@@ -17,6 +17,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from shoal.agents.base import get_agent
 from shoal.graphs.spec import END, ChainEdge, GraphSpec
 from shoal.policies.escalation import CriticalRule, NodeRule, resolve_rules
 
@@ -146,6 +147,19 @@ def _critical_marks(critical: dict[str, CriticalRule]) -> tuple[CriticalMark, ..
                  for label, crit in critical.items())
 
 
+def _asks_planner(agent: str, config: dict[str, object]) -> bool:
+    """Whether the node calls the planner itself (plan mode), as its agent class says; a node
+    whose agent or config does not check has nothing to show (the diagram of a checked spec
+    never meets one)."""
+    cls = get_agent(agent)
+    if cls is None:
+        return False
+    try:
+        return cls.asks_planner(cls.Config.model_validate(config))
+    except ValueError:
+        return False
+
+
 def build_diagram(spec: GraphSpec, base_dir: Path | None) -> Diagram:
     """The diagram of a checked spec (:func:`~shoal.graphs.loader.load_spec`); ``base_dir`` is
     the graph file's folder, where its escalation policy files are found."""
@@ -161,8 +175,7 @@ def build_diagram(spec: GraphSpec, base_dir: Path | None) -> Diagram:
             critical = _critical_marks(rule.critical)
             if rule.active:
                 escalation = _escalation_text(rule)
-        if node.agent == "intent_splitter" and node.agent_config.get("plan") is not None:
-            # Plan mode asks the planner itself (not through an escalation rule).
+        if _asks_planner(node.agent, node.agent_config):
             escalation = (*escalation, "unsure split: plan mode")
         nodes.append(DiagramNode(_node_id(name), name, node.agent,
                                  _model_text(spec, node.model), escalation, critical))
