@@ -26,14 +26,17 @@ Deterministic: the same seed writes byte-identical files.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 OUT_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(OUT_DIR))
+import make_messages as mm  # noqa: E402  (this folder's generator: writes the splits)
+
 SEED = 20261206
 SPLITS = ("train", "dev", "test")
 DEV_FAMILIES = 4
@@ -200,17 +203,6 @@ def with_asides(rows: Sequence[Mapping[str, Any]], asides: Sequence[Mapping[str,
             for row in rows]
 
 
-def write(out_dir: Path, rows: Mapping[str, list[dict[str, Any]]]) -> dict[str, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for split, records in rows.items():
-        path = out_dir / f"asides_{split}.jsonl"
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                        encoding="utf-8")
-        paths[split] = path
-    return paths
-
-
 def main(argv: Sequence[str] | None = None,
          echo: Callable[[str], object] = print) -> dict[str, Path]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
@@ -218,7 +210,7 @@ def main(argv: Sequence[str] | None = None,
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
     rows = build(args.seed)
-    paths = write(args.out_dir, rows)
+    paths = mm.write(args.out_dir, rows, prefix="asides_")
     for split, records in rows.items():
         families = sorted({r["family"] for r in records})
         echo(f"{paths[split].name}: {len(records)} asides from {len(families)} families")
