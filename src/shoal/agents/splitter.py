@@ -207,8 +207,12 @@ class IntentSplitter(Agent):
     def split(self, segs: Sequence[Segment], probabilities: Sequence[Mapping[str, float]]
               ) -> Split:
         """The parts of a text given its :func:`segments` and their probabilities."""
+        return self._group(*self.requests(segs, probabilities))
+
+    def _group(self, segs: Sequence[Segment], probabilities: Sequence[Mapping[str, float]]
+               ) -> Split:
+        """:meth:`split` of segments :meth:`requests` already kept."""
         cfg = self.config
-        segs, probabilities = self.requests(segs, probabilities)
         return group_parts(segs, probabilities, new_part=cfg.new_part,
                            follow_below=cfg.follow_below, critical=self.critical,
                            quiet=frozenset(cfg.quiet), quiet_new_part=cfg.quiet_new_part)
@@ -220,7 +224,7 @@ class IntentSplitter(Agent):
                              "runs after it", node=self.node, agent=self.name)
         cut = segments(ctx.text)
         segs, probabilities = self.requests(cut, await self._classify([s.text for s in cut]))
-        found = self.split(segs, probabilities)
+        found = self._group(segs, probabilities)
         sure = found.sure and len(found.parts) <= self.config.max_steps
         output: dict[str, Any] = {
             "parts": [{"label": p.label, "confidence": round(p.confidence, 4),
