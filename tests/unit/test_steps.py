@@ -540,6 +540,41 @@ async def test_the_planner_can_neither_raise_nor_hide_an_emergency(tmp_path: Pat
     assert result.output["answer"].count(REFILL) == 1
 
 
+CLAUSE = REPO / "examples" / "healthcare" / "models" / "clause.onnx"
+SMALL_TALK = "Hope you had a lovely time at the lake!"
+
+
+async def test_small_talk_the_planner_makes_a_step_of_is_dropped(tmp_path: Path) -> None:
+    def padded(messages: list[Message]) -> str:
+        masked = masked_message(messages)
+        refill = masked[masked.index("Please"):masked.index(" Hope")]
+        appointment = masked[masked.index("Can I"):]
+        return json.dumps({"steps": [
+            {"target": "answer", "text": refill, "why": "a refill"},
+            {"target": "answer", "text": masked[masked.index("Hope"):masked.index(" Can I")],
+             "why": "a kind word"},
+            {"target": "answer", "text": appointment, "why": "an appointment"}]})
+
+    # The split node on the clause model, whose `aside` label is small talk.
+    text = plan_mode().replace("models:\n", f"models:\n  clause: {{kind: onnx-classifier, "
+                                             f"path: {CLAUSE}}}\n", 1)
+    text = text.replace("    model: triage\n    of: triage\n",
+                        "    model: clause\n    of: triage\n    asides: [aside]\n", 1)
+    planner = FakeBackend(name="fake-planner-padded", handler=padded)
+    graph = build(write_graph(tmp_path, text), models={"planner": planner})
+    result = await graph.arun("Please refill my lisinopril. " + SMALL_TALK
+                              + " Can I move my appointment to next week?")
+    assert result.status == "ok", result.error
+    out = split_output(result)
+    # The plan passed its checks (its text is the message's) ...
+    assert out["plan"]["source"] == "planner" and out["plan"]["kept"] == 3, out["plan"]["problems"]
+    # ... but the small talk made no step: two requests, two replies.
+    assert [s["label"] for s in out["steps"]] == ["prescription_refill", "appointment"]
+    assert not any("Hope" in s["text"] for s in out["steps"])
+    assert result.output["answer"].count(REFILL) == 1
+    assert result.output["answer"].count(APPOINTMENT) == 1
+
+
 async def test_a_reason_naming_an_identifier_is_dropped_and_the_plan_is_not_cached(
         tmp_path: Path) -> None:
     leaked = "zebulon.q@example.org"

@@ -197,12 +197,18 @@ class IntentSplitter(Agent):
         kept: list[Segment] = []
         probs_kept: list[dict[str, float]] = []
         for seg, probs in zip(segs, probabilities, strict=True):
-            if self._asides and max(sorted(probs), key=lambda k: probs[k]) in self._asides \
-                    and self.critical.label(seg.text, probs) is None:
-                continue
-            kept.append(seg)
-            probs_kept.append({k: v for k, v in probs.items() if k not in self._asides})
+            if (request := self._request(seg.text, probs)) is not None:
+                kept.append(seg)
+                probs_kept.append(request)
         return kept, probs_kept
+
+    def _request(self, text: str, probs: Mapping[str, float]) -> dict[str, float] | None:
+        """:meth:`requests` for one segment: None for an aside, else its probabilities less
+        the ``asides`` labels."""
+        if self._asides and max(sorted(probs), key=lambda k: probs[k]) in self._asides \
+                and self.critical.label(text, probs) is None:
+            return None
+        return {k: v for k, v in probs.items() if k not in self._asides}
 
     def split(self, segs: Sequence[Segment], probabilities: Sequence[Mapping[str, float]]
               ) -> Split:
@@ -287,13 +293,12 @@ class IntentSplitter(Agent):
         if not checked:
             plan["source"] = "local"
             return []
-        cut = [Segment(s.start, s.end, ctx.text[s.start:s.end]) for s in checked]
-        probs = await self._classify([c.text for c in cut])
-        kept, kept_probs = self.requests(cut, probs)  # small talk the planner made a step of
+        excerpts = [ctx.text[s.start:s.end] for s in checked]
         drafts = []
-        for seg, p in zip(kept, kept_probs, strict=True):
-            step = checked[cut.index(seg)]
-            excerpt = seg.text
+        for step, excerpt, probs in zip(checked, excerpts, await self._classify(excerpts),
+                                        strict=True):
+            if (p := self._request(excerpt, probs)) is None:
+                continue  # small talk the planner made a step of
             target, step_label = self._label(step.target, p, excerpt)
             # A greeting or a sign-off is no request, whatever the planner made of it; and a
             # quiet label (off_topic) the model is unsure of is a step only where the planner
