@@ -62,7 +62,9 @@ each routing is a deterministic function of them):
      The shipped mode is recomputed with that graph's resolved rule over all 635 messages (the
      guard-refused ones run through that graph's cut, the rest reuse pass 1) and compared with
      its results file, whose file hashes say whether it was made with the current models and
-     policies. Budgets are not simulated here: the real run reports any budget-blocked call.
+     policies. Neither the budget nor the privacy boundary's egress check is simulated: the
+     records the real run wanted to escalate but kept local (its ``kept_local``: a name that
+     survived masking blocks the call) are kept local in the recomputation too.
 
 Run: python benchmarks/cascade.py [--router-model examples/healthcare/models/triage-router.onnx]
 [--live-n 105] [--seed 42] [--concurrency 8] [--target-share 0.25];
@@ -697,7 +699,14 @@ def cross_check(test: Sequence[Msg], local: Mapping[str, Local], extra: Mapping[
     order = class_order({m.label for m in test}, rule)
     sets, crit, _, _, _ = routed_sets(test, merged, rule, rule.below if rule else None, None,
                                       seed=0)
-    mine = mode_metrics(test, merged, planner, sets["confidence"], crit, order)
+    # The simulation runs neither the budget nor the privacy boundary's egress check: a record
+    # the real run wanted to escalate but kept (a name survived masking, say) stays local here
+    # too, with its critical label standing as the graph leaves it (escalator._kept).
+    kept = {k["id"]: k["why"] for k in (theirs or {}).get("kept_local", [])}
+    held = set(kept) & sets["confidence"]
+    crit = Critical(crit.escalate, {**crit.route, **{i: crit.escalate[i] for i in held
+                                                     if i in crit.escalate}}, crit.clear)
+    mine = mode_metrics(test, merged, planner, sets["confidence"] - held, crit, order)
     local_only = _acc([m.label for m in test], [merged[m.id].pred for m in test])
     ours = {"graph": "examples/healthcare/triage.yaml", "rule": _rule_dict(rule),
             "accuracy": mine["accuracy"], "planner_share": mine["planner_share"],
@@ -706,7 +715,8 @@ def cross_check(test: Sequence[Msg], local: Mapping[str, Local], extra: Mapping[
             "missed_emergency_ids": mine["missed_emergency_ids"],
             "per_class_recall": mine["per_class_recall"], "local_only_accuracy": local_only,
             "critical_escalations": len(crit.escalate),
-            "records_run_through_triage_yaml_cut": len(refused)}
+            "records_run_through_triage_yaml_cut": len(refused),
+            "kept_local_as_in_the_real_run": dict(sorted(kept.items()))}
     out: dict[str, Any] = {"this_benchmark": ours, "triage_oracle_source": dict(source)}
     if theirs is None:
         out.update(agree=None, note="no triage_oracle results: benchmarks/triage_oracle.py "
@@ -740,7 +750,9 @@ def cross_check(test: Sequence[Msg], local: Mapping[str, Local], extra: Mapping[
     out["agree"] = not differences
     out["differences"] = differences
     out["note"] = ("agree: the same numbers and the same missed emergencies from the real "
-                   "`shoal run` and from this benchmark's per-record simulation"
+                   "`shoal run` and from this benchmark's per-record simulation, once the "
+                   "records the real run kept local (egress blocked, budget) are kept local in "
+                   "the simulation too"
                    + ("" if not stale else "; the triage_oracle file was made with other "
                       f"versions of {', '.join(stale)}: rerun with --triage-oracle-rerun "
                       "always before reading the comparison"))

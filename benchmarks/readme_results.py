@@ -342,9 +342,13 @@ def _cascade(c: dict[str, Any]) -> list[str]:
         source = check.get("triage_oracle_source") or {}
         stale = ([] if source.get("ran")
                  else (check.get("triage_oracle") or {}).get("files_changed_since") or [])
-        verdict = ("**agrees** (the same numbers and the same missed emergencies)"
+        kept = Counter((ours.get("kept_local_as_in_the_real_run") or {}).values())
+        held = ("; the records the real run wanted to escalate but kept local are kept local "
+                "here too: " + ", ".join(f"{n} {why.replace('_', ' ')}"
+                                         for why, n in sorted(kept.items()))) if kept else ""
+        verdict = ("**agrees** (the same numbers and the same missed emergencies" + held + ")"
                    if check["agree"] else "**disagrees** (on "
-                   + ", ".join(check.get("differences") or {}) + ")")
+                   + ", ".join(check.get("differences") or {}) + held + ")")
         cross = (
             "Cross-check: the real `shoal run examples/healthcare/triage.yaml` against an "
             "always-right planner (`benchmarks/triage_oracle.py`"

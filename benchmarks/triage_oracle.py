@@ -27,7 +27,9 @@ Scoring (from the run's JSONL: ids, statuses and node traces; never the text):
   per-class recall, every gold label, emergency first; the emergencies missed, each with its id,
                   prediction and trace reason (not the text).
   escalations     how many were critical (trace ``critical``), how many the budget blocked
-                  (reason starting ``budget_exhausted``), egress-blocked, failed or pending.
+                  (reason starting ``budget_exhausted``), egress-blocked, failed or pending;
+                  ``kept_local`` names those records (id and kind), for cascade.py's
+                  cross-check.
   oracle checks   how the oracle matched requests (exact, pseudonym numbering ignored, difflib
                   fallback) and how many escalated records still ended wrong: both should be 0
                   apart from exact matches, or the harness, not the routing, is being measured.
@@ -323,7 +325,10 @@ def summarize(scored: Sequence[Scored], rule: NodeRule | None) -> dict[str, Any]
                "reason": (s.reason or why_local(s, rule))[:REASON_CHARS]}
               for s in emergencies if not s.correct]
     local_known = [s for s in scored if s.local_label is not None or not s.escalated]
-    reasons = [s.reason for s in scored if s.wanted and not s.escalated]
+    # Which records, by id: a simulation of the routing (benchmarks/cascade.py) runs neither the
+    # budget nor the privacy boundary's egress check, so it needs them to compare like for like.
+    kept_local = [{"id": s.id, "why": _why_kept(s.reason)}
+                  for s in scored if s.wanted and not s.escalated]
     confusions = Counter((s.gold, s.predicted or "none") for s in scored if not s.correct)
     return {
         "n": n,
@@ -348,18 +353,26 @@ def summarize(scored: Sequence[Scored], rule: NodeRule | None) -> dict[str, Any]
             "critical_any": sum(s.critical is not None for s in scored),
             "critical_routed_no_planner": sum(s.critical is not None and not s.wanted
                                               for s in scored),
-            "wanted_not_escalated": len(reasons),
-            "budget_blocked": sum(r.startswith("budget_exhausted") for r in reasons),
-            "egress_blocked": sum("egress blocked" in r for r in reasons),
-            "planner_failed": sum(r.startswith("planner failed") for r in reasons),
-            "pending": sum(r.startswith("pending_escalation") for r in reasons),
+            "wanted_not_escalated": len(kept_local),
+            **{kind: sum(k["why"] == kind for k in kept_local)
+               for kind in ("budget_blocked", "egress_blocked", "planner_failed", "pending")},
             "escalated_but_wrong": sum(not s.correct for s in escalated),
         },
+        "kept_local": kept_local,
         "statuses": dict(sorted(Counter(s.status for s in scored).items())),
         "not_reaching_node": sum(not s.reached for s in scored),
         "confusions": [{"gold": g, "predicted": p, "n": k}
                        for (g, p), k in confusions.most_common()],
     }
+
+
+def _why_kept(reason: str) -> str:
+    """The kind of reason a node that asked for the planner kept its own answer."""
+    for prefix, kind in (("budget_exhausted", "budget_blocked"),
+                         ("planner failed", "planner_failed"), ("pending_escalation", "pending")):
+        if reason.startswith(prefix):
+            return kind
+    return "egress_blocked" if "egress blocked" in reason else "other"
 
 
 def check_targets(summary: Mapping[str, Any]) -> dict[str, Any]:

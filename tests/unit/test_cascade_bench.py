@@ -51,3 +51,36 @@ def test_action_route_routes_every_critical_record() -> None:
     crit = cascade.critical_of(EXAMPLES, rule(action="route"))
     assert crit.escalate == {}
     assert set(crit.route) == {"floor-only", "flag-only", "both", "already", "answered"}
+
+
+def test_the_cross_check_keeps_local_what_the_real_run_kept_local() -> None:
+    """A record the real run wanted to escalate but kept local (the egress check blocked it)
+    stays local in the recomputation, its critical label standing; without the real run's
+    list the recomputation would count it as a planner call answered right."""
+    msgs = [cascade.Msg("unsure", "", "billing", False),
+            cascade.Msg("sure", "", "appointment", False),
+            cascade.Msg("critical", "", "emergency", False)]
+    examples = {"unsure": Example(id="unsure", confidence=0.3, local_correct=False,
+                                  planner_correct=True, label="billing",
+                                  local_label="appointment",
+                                  probabilities={"appointment": 0.3, "billing": 0.25}),
+                "sure": Example(id="sure", confidence=0.9, local_correct=True,
+                                planner_correct=True, label="appointment",
+                                local_label="appointment",
+                                probabilities={"appointment": 0.9, "billing": 0.1}),
+                "critical": example("critical", 0.3, "billing")}
+    local = {i: cascade.Local(e.local_label or "", False, 1.0, e) for i, e in examples.items()}
+
+    def check(kept: dict[str, str]) -> dict[str, object]:
+        theirs = {"kept_local": [{"id": i, "why": why} for i, why in kept.items()]}
+        out = cascade.cross_check(msgs, local, {}, rule(), theirs, {})
+        return out["this_benchmark"]
+
+    alone = check({})
+    assert (alone["planner_share"], alone["accuracy"]) == (round(2 / 3, 4), 1.0)
+    blocked = check({"unsure": "egress_blocked", "critical": "egress_blocked"})
+    assert blocked["planner_share"] == 0.0
+    # The unsure record keeps its wrong local answer; the critical one its emergency label.
+    assert blocked["accuracy"] == round(2 / 3, 4)
+    assert blocked["kept_local_as_in_the_real_run"] == {"critical": "egress_blocked",
+                                                       "unsure": "egress_blocked"}
